@@ -1,0 +1,182 @@
+"""The analyte catalogue: keys, canonical units, accepted units with their factors, LOINC codes and
+plausibility limits. The single place where unit conversions and physiological limits live.
+
+Conversion factors (clinical-rules.md, "Units"):
+- UPCR: mg/mmol x 0.00884 = g/g (creatinine 113.12 g/mol: 1 mmol = 113.12 mg, 1/113.12 = 0.00884).
+- Serum creatinine: mg/dL x 88.42 = umol/L.
+- Serum albumin: g/dL x 10 = g/L; mg/dL x 0.01 = g/L.
+- Cyclosporine: nmol/L x 1.2026 = ng/mL (MW 1202.6). Tacrolimus: nmol/L x 0.8040 = ng/mL (MW 804.0).
+- CD19: 10^6/L = cells/uL; 10^9/L x 1000 = cells/uL.
+A unit that is not listed for its analyte raises UnitError: it is never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+
+class FieldError(ValueError):
+    """A validation failure that belongs to one input field (named in error reports)."""
+
+    field = "(event)"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        if field is not None:
+            self.field = field
+
+
+class UnitError(FieldError):
+    """A unit that is not accepted for the analyte (the value is quarantined, never guessed)."""
+
+    field = "unit"
+
+
+class ImplausibleValueError(FieldError):
+    """A value outside what is physiologically possible for the analyte."""
+
+    field = "value"
+
+
+class UnknownAnalyteError(FieldError):
+    """An analyte key or LOINC code that the catalogue does not know."""
+
+    field = "analyte"
+
+
+@dataclass(frozen=True)
+class Analyte:
+    key: str
+    label: str
+    canonical_unit: str
+    # unit as labs spell it -> factor that multiplies a value into the canonical unit
+    units: Mapping[str, float]
+    loinc: tuple[str, ...]
+    # values outside [low, high] (canonical unit) are physiologically impossible: quarantined
+    plausible: tuple[float, float]
+    aliases: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        normalised = MappingProxyType({normalise_unit(k): v for k, v in self.units.items()})
+        object.__setattr__(self, "_normalised", normalised)
+
+    def to_canonical(self, value: float, unit: str) -> float:
+        """Convert `value` in `unit` to the canonical unit, or raise UnitError naming the unit."""
+        factor = self._normalised.get(normalise_unit(unit))  # type: ignore[attr-defined]
+        if factor is None:
+            accepted = ", ".join(self.units)
+            raise UnitError(f"unit {unit!r} is not accepted for {self.key} (accepted: {accepted})")
+        return value * factor
+
+    def check_plausible(self, canonical_value: float) -> None:
+        low, high = self.plausible
+        if not (low <= canonical_value <= high):
+            raise ImplausibleValueError(
+                f"{canonical_value:g} {self.canonical_unit} is outside the plausible range for "
+                f"{self.key} ({low:g}-{high:g} {self.canonical_unit})"
+            )
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_unit(unit: str) -> str:
+    """Normalise a lab's unit spelling to one key, leniently but exactly in meaning.
+
+    micro sign / Greek mu / 'u' / 'mc' are the same prefix; litre case does not matter; '24h',
+    '24 h', 'd' and 'day' are one day; UCUM '10*9/L' equals '10^9/L'; 'cells/' is optional.
+    """
+    u = _SPACES.sub("", unit.strip())
+    u = u.replace("\u00b5", "u").replace("\u03bc", "u")
+    u = u.lower()
+    u = u.replace("mcg", "ug").replace("mcmol", "umol").replace("mcl", "ul")
+    u = u.replace("10*", "10^").replace("x10^", "10^").replace("\u00d710^", "10^")
+    u = re.sub(r"/(24hours?|24hrs?|24h|day|d)$", "/d", u)
+    u = u.replace("cells/", "/").replace("{cells}/", "/")
+    u = u.replace("m^2", "m2").replace("m\u00b2", "m2")
+    return u
+
+
+def _factors(pairs: dict[str, float]) -> Mapping[str, float]:
+    return MappingProxyType(dict(pairs))
+
+
+UPCR_MG_PER_MMOL_TO_G_PER_G = 0.00884  # creatinine 113.12 g/mol (clinical-rules.md)
+CREATININE_MG_DL_TO_UMOL_L = 88.42
+CSA_NMOL_L_TO_NG_ML = 1.2026  # cyclosporine MW 1202.6
+TAC_NMOL_L_TO_NG_ML = 0.8040  # tacrolimus MW 804.0
+
+ANALYTES: Mapping[str, Analyte] = MappingProxyType(
+    {
+        a.key: a
+        for a in (
+            Analyte(
+                "anti_pla2r", "anti-PLA2R antibody", "RU/mL",
+                # Euroimmun ELISA reports RU/mL; some labs spell it U/mL on the same scale.
+                _factors({"RU/mL": 1.0, "U/mL": 1.0}),
+                ("73737-9",), (0.0, 100_000.0), ("pla2r",),
+            ),
+            Analyte(
+                "proteinuria_24h", "24-hour urine protein", "g/d",
+                _factors({"g/d": 1.0, "g/24h": 1.0, "mg/d": 0.001, "mg/24h": 0.001}),
+                ("2889-4",), (0.0, 50.0), ("proteinuria",),
+            ),
+            Analyte(
+                "upcr", "urine protein/creatinine ratio", "g/g",
+                _factors({"g/g": 1.0, "mg/mg": 1.0, "mg/g": 0.001,
+                          "mg/mmol": UPCR_MG_PER_MMOL_TO_G_PER_G,
+                          "g/mmol": UPCR_MG_PER_MMOL_TO_G_PER_G * 1000}),
+                ("2890-2", "34366-2"), (0.0, 50.0),
+            ),
+            Analyte(
+                "serum_albumin", "serum albumin", "g/L",
+                _factors({"g/L": 1.0, "g/dL": 10.0, "mg/dL": 0.01}),
+                ("1751-7",), (3.0, 80.0), ("albumin",),
+            ),
+            Analyte(
+                "serum_creatinine", "serum creatinine", "umol/L",
+                _factors({"umol/L": 1.0, "mg/dL": CREATININE_MG_DL_TO_UMOL_L}),
+                ("2160-0", "14682-9"), (5.0, 3_000.0), ("creatinine",),
+            ),
+            Analyte(
+                "egfr", "eGFR (CKD-EPI 2021)", "mL/min/1.73m2",
+                _factors({"mL/min/1.73m2": 1.0}),
+                ("98979-8",), (0.0, 250.0),
+            ),
+            Analyte(
+                "csa_trough", "cyclosporine trough (C0)", "ng/mL",
+                _factors({"ng/mL": 1.0, "ug/L": 1.0, "nmol/L": CSA_NMOL_L_TO_NG_ML}),
+                ("3520-4",), (0.0, 5_000.0),
+            ),
+            Analyte(
+                "tac_trough", "tacrolimus trough (C0)", "ng/mL",
+                _factors({"ng/mL": 1.0, "ug/L": 1.0, "nmol/L": TAC_NMOL_L_TO_NG_ML}),
+                ("11253-5",), (0.0, 200.0),
+            ),
+            Analyte(
+                "cd19_count", "CD19 B cells", "cells/uL",
+                _factors({"cells/uL": 1.0, "/uL": 1.0, "/mm3": 1.0, "cells/mm3": 1.0,
+                          "10^6/L": 1.0, "10^9/L": 1000.0}),
+                ("8116-2",), (0.0, 10_000.0), ("cd19",),
+            ),
+        )
+    }
+)
+
+_BY_LOINC = MappingProxyType({code: a for a in ANALYTES.values() for code in a.loinc})
+_BY_ALIAS = MappingProxyType({alias: a for a in ANALYTES.values() for alias in a.aliases})
+
+
+def analyte(key_or_loinc: str) -> Analyte:
+    """Look up an analyte by key, alias or LOINC code."""
+    k = key_or_loinc.strip()
+    found = ANALYTES.get(k.lower()) or _BY_LOINC.get(k) or _BY_ALIAS.get(k.lower())
+    if found is None:
+        raise UnknownAnalyteError(
+            f"unknown analyte {key_or_loinc!r} (expected one of {', '.join(ANALYTES)} or a LOINC code: "
+            f"{', '.join(sorted(_BY_LOINC))})"
+        )
+    return found

@@ -1,0 +1,88 @@
+"""assess(timeline, as_of) -> Assessment: where the patient stands on a date and which alerts are due.
+
+Pure and deterministic: no clock, no I/O. Events dated after as_of are ignored, so assessing a past
+date reproduces what was knowable then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from monitor.egfr import egfr_series
+from monitor.events import LabResult
+from monitor.findings import SEVERITY_RANK, Finding
+from monitor.remission import RemissionHistory, remission_history
+from monitor.risk import RiskAssessment, risk_category
+from monitor.rules import RULES
+from monitor.rules.base import RuleContext
+from monitor.therapy import AntiCD20Course, active_therapies, anti_cd20_courses
+from monitor.timeline import Timeline
+
+
+@dataclass(frozen=True)
+class Assessment:
+    patient_id: str
+    as_of: date
+    remission: RemissionHistory
+    risk: RiskAssessment
+    active_therapies: tuple[str, ...]
+    courses: tuple[AntiCD20Course, ...]
+    latest: dict[str, LabResult]
+    findings: tuple[Finding, ...]
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (values in canonical units)."""
+        r = self.remission
+        return {
+            "patient_id": self.patient_id,
+            "as_of": self.as_of.isoformat(),
+            "remission": {
+                "state": r.state,
+                "since": r.since.isoformat() if r.since else None,
+                "episode_start": r.episode_start.isoformat() if r.episode_start else None,
+                "episode_peak_g_per_day": r.episode_peak.value if r.episode_peak else None,
+            },
+            "risk": self.risk.as_dict(),
+            "active_therapies": list(self.active_therapies),
+            "anti_cd20_courses": [
+                {"agent": c.agent, "first_dose": c.first_dose.isoformat(),
+                 "last_dose": c.last_dose.isoformat(), "doses": len(c.doses)}
+                for c in self.courses
+            ],
+            "latest": {
+                k: {"value": v.value, "unit": v.unit, "effective_at": v.effective_at.isoformat()}
+                for k, v in sorted(self.latest.items())
+            },
+            "findings": [
+                {"fingerprint": f.fingerprint, "rule": f.rule, "severity": f.severity, "message": f.message}
+                for f in self.findings
+            ],
+        }
+
+
+def assess(timeline: Timeline, as_of: date) -> Assessment:
+    known = timeline.until(as_of)
+    proteinuria = known.proteinuria()
+    remission = remission_history(known, proteinuria)
+    egfr = egfr_series(known)
+    courses = anti_cd20_courses(known, as_of)
+    ctx = RuleContext(known, as_of, proteinuria, egfr, remission, courses)
+    findings = [f for rule in RULES for f in rule.evaluate(ctx)]
+    findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.rule, f.episode))
+    latest = {k: v[-1] for k in ("anti_pla2r", "proteinuria_24h", "upcr", "serum_albumin",
+                                 "serum_creatinine", "csa_trough", "tac_trough", "cd19_count")
+              if (v := known.series(k))}
+    if egfr:
+        latest["egfr"] = egfr[-1]
+    return Assessment(
+        patient_id=timeline.patient_id,
+        as_of=as_of,
+        remission=remission,
+        risk=risk_category(ctx),
+        active_therapies=active_therapies(known, as_of),
+        courses=courses,
+        latest=latest,
+        findings=tuple(findings),
+    )

@@ -1,0 +1,59 @@
+"""eGFR by the race-free CKD-EPI 2021 creatinine equation when the lab did not report one.
+
+Inker LA et al. NEJM 2021;385:1737-49 (clinical-rules.md, "CKD-EPI 2021"):
+eGFR = 142 x min(Scr/k, 1)^a x max(Scr/k, 1)^-1.200 x 0.9938^age x 1.012 [female],
+Scr in mg/dL, k = 0.7 (female) / 0.9 (male), a = -0.241 (female) / -0.302 (male).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from monitor.analytes import CREATININE_MG_DL_TO_UMOL_L
+from monitor.events import LabResult
+from monitor.timeline import Timeline
+
+CKD_EPI_2021 = {
+    "female": {"kappa": 0.7, "alpha": -0.241, "factor": 1.012},
+    "male": {"kappa": 0.9, "alpha": -0.302, "factor": 1.0},
+}
+CKD_EPI_CONSTANT = 142.0
+CKD_EPI_MAX_EXPONENT = -1.200
+CKD_EPI_AGE_BASE = 0.9938
+DERIVED_SOURCE = "ckd-epi-2021"
+
+
+def ckd_epi_2021(creatinine_umol_l: float, age_years: float, sex: str) -> float:
+    """eGFR in mL/min/1.73 m2 from serum creatinine (umol/L), age and sex ('male'/'female')."""
+    c = CKD_EPI_2021[sex]
+    scr = creatinine_umol_l / CREATININE_MG_DL_TO_UMOL_L
+    ratio = scr / c["kappa"]
+    return (CKD_EPI_CONSTANT * min(ratio, 1.0) ** c["alpha"] * max(ratio, 1.0) ** CKD_EPI_MAX_EXPONENT
+            * CKD_EPI_AGE_BASE ** age_years * c["factor"])
+
+
+def age_on(birth: date, on: date) -> int:
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def egfr_series(timeline: Timeline) -> tuple[LabResult, ...]:
+    """Reported eGFR values, plus CKD-EPI 2021 from creatinine on days with no reported eGFR.
+
+    Needs birth date and sex (male/female); without them only reported values are returned.
+    A computed value carries source 'ckd-epi-2021' and the creatinine's identity as source_id.
+    """
+    reported = timeline.series("egfr")
+    p = timeline.patient
+    if p is None or p.birth_date is None or p.sex not in CKD_EPI_2021:
+        return reported
+    days = {r.effective_date for r in reported}
+    computed = []
+    for cr in timeline.series("serum_creatinine"):
+        if cr.effective_date in days:
+            continue
+        value = ckd_epi_2021(cr.value, age_on(p.birth_date, cr.effective_date), p.sex)
+        computed.append(LabResult(
+            patient_id=cr.patient_id, analyte="egfr", value=round(value, 1), unit="mL/min/1.73m2",
+            effective_at=cr.effective_at, source=DERIVED_SOURCE, source_id=cr.identity, status=cr.status,
+        ))
+    return tuple(sorted((*reported, *computed), key=lambda r: (r.effective_at, r.identity)))

@@ -1,0 +1,311 @@
+"""Validated events: patients, lab results and medication events (the NDJSON contract of design.md).
+
+Every parser (NDJSON, CSV, FHIR, HL7 v2) ends here, so validation and unit conversion happen once.
+Lab values are converted to the analyte's canonical unit on validation; the reported value and unit
+are kept beside them for the evidence trail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.analytes import ANALYTES, FieldError, analyte as lookup_analyte
+
+ResultStatus = Literal["final", "preliminary", "corrected", "entered-in-error"]
+# how one identity's versions are ordered: a retraction beats a correction beats a final result
+STATUS_RANK: dict[str, int] = {"preliminary": 0, "final": 1, "corrected": 2, "entered-in-error": 3}
+# statuses whose values the rules may read (clinical-rules.md: final/corrected only)
+USABLE_STATUSES = frozenset({"final", "corrected"})
+_STATUS_ALIASES = {"amended": "corrected", "cancelled": "entered-in-error", "registered": "preliminary"}
+
+Drug = Literal[
+    "rituximab", "obinutuzumab", "ofatumumab", "ocrelizumab", "belimumab", "cyclosporine",
+    "tacrolimus", "cyclophosphamide", "chlorambucil", "glucocorticoid", "mycophenolate", "acth",
+    "ace_inhibitor", "arb", "anticoagulant",
+]
+DRUGS: tuple[str, ...] = Drug.__args__  # type: ignore[attr-defined]
+# common names that mean one of the contract's drugs (a lab or pharmacy feed rarely uses our keys)
+DRUG_ALIASES: dict[str, str] = {
+    "ciclosporin": "cyclosporine", "cyclosporin": "cyclosporine", "cyclosporin a": "cyclosporine",
+    "ciclosporine": "cyclosporine", "csa": "cyclosporine", "tac": "tacrolimus", "fk506": "tacrolimus",
+    "ctx": "cyclophosphamide", "cyc": "cyclophosphamide", "rtx": "rituximab",
+    "prednisone": "glucocorticoid", "prednisolone": "glucocorticoid",
+    "methylprednisolone": "glucocorticoid", "steroid": "glucocorticoid", "steroids": "glucocorticoid",
+    "mycophenolate mofetil": "mycophenolate", "mmf": "mycophenolate",
+    "acei": "ace_inhibitor", "ace inhibitor": "ace_inhibitor", "warfarin": "anticoagulant",
+    "heparin": "anticoagulant", "apixaban": "anticoagulant", "rivaroxaban": "anticoagulant",
+}
+ANTI_CD20 = frozenset({"rituximab", "obinutuzumab", "ofatumumab", "ocrelizumab"})
+CALCINEURIN_INHIBITORS = frozenset({"cyclosporine", "tacrolimus"})
+
+Frequency = Literal["once", "qd", "bid", "tid", "qw", "q2w", "q4w"]
+# administrations per day for each frequency (used for cumulative doses)
+ADMINISTRATIONS_PER_DAY: dict[str, float] = {
+    "qd": 1.0, "bid": 2.0, "tid": 3.0, "qw": 1 / 7, "q2w": 1 / 14, "q4w": 1 / 28,
+}
+# dose units and their factor to mg ("per kg"/"per m2" need body size, handled by therapy)
+DOSE_UNITS_TO_MG: dict[str, float] = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
+RELATIVE_DOSE_UNITS = frozenset({"mg/kg", "mg/m2"})
+OTHER_DOSE_UNITS = frozenset({"iu", "units"})  # ACTH gel, heparin: amounts not convertible to mg
+Comparator = Literal["<", "<=", ">", ">="]
+
+PatientId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
+SourceText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _as_aware(value: datetime) -> datetime:
+    # a naive time from a feed is taken as UTC; parsers that know the lab's zone attach it first
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+class _EventBase(BaseModel):
+    # forbid unknown keys: a misspelt "status" must not silently turn a retraction into a result
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    patient_id: PatientId
+    source: SourceText | None = None
+    source_id: SourceText | None = None
+
+    def _identity_payload(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def identity(self) -> str:
+        """Stable identity of the clinical fact: source + source id, or a hash of what defines it."""
+        type_ = getattr(self, "type")
+        if self.source_id:
+            return f"{type_}:{self.source or '-'}:{self.source_id}"
+        return f"{type_}:h:{_digest(self._identity_payload())[:32]}"
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the whole event: the same identity with another hash is a new version."""
+        return _digest(self.model_dump(mode="json", exclude={"recorded_at"}))
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Patient(_EventBase):
+    type: Literal["patient"] = "patient"
+    birth_date: date | None = None
+    sex: Literal["male", "female", "other", "unknown"] | None = None
+    weight_kg: Annotated[float, Field(gt=0, le=400)] | None = None
+    height_cm: Annotated[float, Field(gt=30, le=260)] | None = None
+    status: Literal["final"] = "final"
+
+    def _identity_payload(self) -> dict[str, Any]:
+        return {"patient_id": self.patient_id}
+
+    @property
+    def identity(self) -> str:
+        # one demographic record per patient: a later one replaces it as a new version
+        return f"patient:{self.patient_id}"
+
+
+class LabResult(_EventBase):
+    type: Literal["lab"] = "lab"
+    analyte: str
+    value: float
+    unit: str
+    effective_at: datetime
+    comparator: Comparator | None = None
+    status: ResultStatus = "final"
+    recorded_at: datetime | None = None
+    reported_value: float | None = None
+    reported_unit: str | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status_alias(cls, v: Any) -> Any:
+        return _STATUS_ALIASES.get(v, v) if isinstance(v, str) else v
+
+    @field_validator("analyte", mode="before")
+    @classmethod
+    def _analyte_key(cls, v: Any) -> Any:
+        return lookup_analyte(v).key if isinstance(v, str) else v
+
+    @field_validator("effective_at", mode="before")
+    @classmethod
+    def _date_is_midnight(cls, v: Any) -> Any:
+        if isinstance(v, str) and len(v.strip()) == 10:
+            v = date.fromisoformat(v.strip())
+        if isinstance(v, date) and not isinstance(v, datetime):
+            return datetime.combine(v, time(), tzinfo=timezone.utc)
+        return v
+
+    @field_validator("effective_at", "recorded_at")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        return _as_aware(v) if v is not None else None
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("value must be a finite number")
+        return v
+
+    @model_validator(mode="after")
+    def _to_canonical_unit(self) -> "LabResult":
+        spec = ANALYTES[self.analyte]
+        canonical = spec.to_canonical(self.value, self.unit)
+        if self.unit != spec.canonical_unit:
+            object.__setattr__(self, "reported_value", self.value if self.reported_value is None else self.reported_value)
+            object.__setattr__(self, "reported_unit", self.unit if self.reported_unit is None else self.reported_unit)
+            object.__setattr__(self, "value", round(canonical, 6))
+            object.__setattr__(self, "unit", spec.canonical_unit)
+        spec.check_plausible(self.value)
+        return self
+
+    @property
+    def effective_date(self) -> date:
+        return self.effective_at.date()
+
+    def _identity_payload(self) -> dict[str, Any]:
+        return {"p": self.patient_id, "a": self.analyte, "t": self.effective_at.isoformat(),
+                "v": self.value, "c": self.comparator}
+
+
+class MedicationEvent(_EventBase):
+    type: Literal["medication"] = "medication"
+    drug: Drug
+    dose: Annotated[float, Field(ge=0, le=100_000)] | None = None
+    unit: str | None = None
+    route: Annotated[str, Field(max_length=20)] | None = None
+    frequency: Frequency = "once"
+    start: date
+    end: date | None = None
+    status: ResultStatus = "final"
+    recorded_at: datetime | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status_alias(cls, v: Any) -> Any:
+        return _STATUS_ALIASES.get(v, v) if isinstance(v, str) else v
+
+    @field_validator("drug", mode="before")
+    @classmethod
+    def _drug_alias(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            k = v.strip().lower()
+            return DRUG_ALIASES.get(k, k.replace(" ", "_"))
+        return v
+
+    @field_validator("unit", mode="before")
+    @classmethod
+    def _dose_unit(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        u = str(v).strip().lower().replace(" ", "").replace("\u00b5g", "ug").replace("m^2", "m2").replace("m\u00b2", "m2")
+        if u not in DOSE_UNITS_TO_MG and u not in RELATIVE_DOSE_UNITS and u not in OTHER_DOSE_UNITS:
+            accepted = sorted(set(DOSE_UNITS_TO_MG) | RELATIVE_DOSE_UNITS | OTHER_DOSE_UNITS)
+            raise ValueError(f"dose unit {v!r} is not accepted (accepted: {', '.join(accepted)})")
+        return u
+
+    @field_validator("recorded_at")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        return _as_aware(v) if v is not None else None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MedicationEvent":
+        if self.end is not None and self.end < self.start:
+            raise FieldError(f"end {self.end} is before start {self.start}", "end")
+        if self.dose is not None and self.unit is None:
+            raise FieldError("a dose needs its unit (mg, g, mg/kg, mg/m2, ...)", "unit")
+        return self
+
+    @property
+    def dose_mg(self) -> float | None:
+        """The dose per administration in mg, when its unit is an absolute mass."""
+        if self.dose is None or self.unit not in DOSE_UNITS_TO_MG:
+            return None
+        return self.dose * DOSE_UNITS_TO_MG[self.unit]
+
+    def active_on(self, day: date) -> bool:
+        """A course is active from start to end inclusive; a single administration on its day."""
+        if self.frequency == "once":
+            end = self.end or self.start
+        else:
+            end = self.end or date.max
+        return self.start <= day <= end
+
+    def _identity_payload(self) -> dict[str, Any]:
+        return {"p": self.patient_id, "d": self.drug, "s": self.start.isoformat(),
+                "e": self.end.isoformat() if self.end else None, "dose": self.dose, "u": self.unit,
+                "f": self.frequency, "r": self.route}
+
+
+Event = Annotated[Union[Patient, LabResult, MedicationEvent], Field(discriminator="type")]
+EVENT_ADAPTER: TypeAdapter[Patient | LabResult | MedicationEvent] = TypeAdapter(Event)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason an input was rejected: which field, what value, why."""
+
+    field: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}={self.value}: {self.reason}"
+
+
+class InvalidEvent(ValueError):
+    """Input that is not a valid event; `problems` names every field, value and reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def problems_of(exc: ValidationError, raw: Any = None) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("patient", "lab", "medication")]
+        field = ".".join(loc)
+        value = err.get("input")
+        cause = (err.get("ctx") or {}).get("error")
+        if not field:
+            # a whole-model check (unit, range, dates): name the field it was about
+            field = cause.field if isinstance(cause, FieldError) else "(event)"
+            if isinstance(raw, dict) and field in raw:
+                value = raw[field]
+        reason = err.get("msg", "invalid").removeprefix("Value error, ")
+        problems.append(Problem(field=field, value=_short(value), reason=reason))
+    return problems
+
+
+def parse_event(raw: Any) -> Patient | LabResult | MedicationEvent:
+    """Validate one decoded object into an event, or raise InvalidEvent with every problem."""
+    if not isinstance(raw, dict):
+        raise InvalidEvent([Problem("(line)", _short(raw), "expected a JSON object")])
+    if raw.get("type") not in ("patient", "lab", "medication"):
+        raise InvalidEvent([Problem("type", _short(raw.get("type")), "must be one of patient, lab, medication")])
+    try:
+        return EVENT_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(problems_of(exc, raw)) from None

@@ -1,0 +1,77 @@
+"""What rules return: findings with their evidence, ready to become alerts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from monitor.events import LabResult, MedicationEvent
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One result or dose behind a finding, exactly as the rule read it (canonical unit)."""
+
+    kind: Literal["lab", "medication", "derived"]
+    name: str  # analyte key, drug, or the derived quantity's name
+    value: float | None
+    unit: str | None
+    effective_at: str  # ISO date or date-time
+    event_id: str | None = None  # identity of the stored event, for tracing
+    reported: str | None = None  # the value as the lab reported it, when converted
+    note: str | None = None
+
+    @classmethod
+    def of_lab(cls, r: LabResult, note: str | None = None) -> "Evidence":
+        reported = None
+        if r.reported_unit is not None and r.reported_value is not None:
+            reported = f"{r.reported_value:g} {r.reported_unit}"
+        value = r.value
+        return cls("lab", r.analyte, value, r.unit, r.effective_at.isoformat(), r.identity,
+                   reported, note if r.comparator is None else f"{r.comparator}{value:g}" + (f"; {note}" if note else ""))
+
+    @classmethod
+    def of_medication(cls, m: MedicationEvent, note: str | None = None) -> "Evidence":
+        span = m.start.isoformat() if m.end is None or m.frequency == "once" else f"{m.start}..{m.end}"
+        return cls("medication", m.drug, m.dose, m.unit, m.start.isoformat(), m.identity,
+                   None, note or (f"{m.frequency} {span}" if m.frequency != "once" else None))
+
+    @classmethod
+    def derived(cls, name: str, value: float, unit: str, on: date | datetime, note: str) -> "Evidence":
+        return cls("derived", name, round(value, 3), unit, on.isoformat(), None, None, note)
+
+    def as_dict(self) -> dict[str, object]:
+        """The contract's evidence item: {analyte|medication, value, unit, effective_at, ...}."""
+        key = {"lab": "analyte", "medication": "medication", "derived": "derived"}[self.kind]
+        out: dict[str, object] = {key: self.name, "value": self.value, "unit": self.unit,
+                                  "effective_at": self.effective_at}
+        for k in ("event_id", "reported", "note"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v
+        return out
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule's conclusion about one patient on one date.
+
+    `fingerprint` = patient + rule + episode: the same condition found again keeps its fingerprint,
+    so reconciliation updates one alert instead of raising a duplicate.
+    """
+
+    patient_id: str
+    rule: str
+    episode: str
+    severity: Severity
+    message: str
+    evidence: tuple[Evidence, ...]
+    reference: str
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.patient_id}/{self.rule}/{self.episode}"

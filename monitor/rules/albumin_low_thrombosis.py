@@ -1,0 +1,13 @@
+"""PLACEHOLDER: rule albumin_low_thrombosis, to be implemented (see clinical-rules.md)."""
+
+from __future__ import annotations
+
+from monitor.findings import Finding
+from monitor.rules.base import RuleContext
+
+RULE_ID = "albumin_low_thrombosis"
+REFERENCE = "TODO"
+
+
+def evaluate(ctx: RuleContext) -> list[Finding]:
+    return []

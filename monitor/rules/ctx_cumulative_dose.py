@@ -1,0 +1,13 @@
+"""PLACEHOLDER: rule ctx_cumulative_dose, to be implemented (see clinical-rules.md)."""
+
+from __future__ import annotations
+
+from monitor.findings import Finding
+from monitor.rules.base import RuleContext
+
+RULE_ID = "ctx_cumulative_dose"
+REFERENCE = "TODO"
+
+
+def evaluate(ctx: RuleContext) -> list[Finding]:
+    return []

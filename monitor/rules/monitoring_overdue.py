@@ -1,0 +1,13 @@
+"""PLACEHOLDER: rule monitoring_overdue, to be implemented (see clinical-rules.md)."""
+
+from __future__ import annotations
+
+from monitor.findings import Finding
+from monitor.rules.base import RuleContext
+
+RULE_ID = "monitoring_overdue"
+REFERENCE = "TODO"
+
+
+def evaluate(ctx: RuleContext) -> list[Finding]:
+    return []

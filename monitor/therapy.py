@@ -1,0 +1,149 @@
+"""Therapy courses: anti-CD20 courses, calcineurin-inhibitor windows, cumulative cyclophosphamide.
+
+clinical-rules.md, "Therapy courses": doses of one anti-CD20 agent within 30 days of each other form
+one course, fingerprinted by its first dose date; CNIs are active between start and end (open end =
+active); cumulative cyclophosphamide = oral days x daily dose + IV pulses, using body weight (and
+height, for mg/m2) only when the dose is relative.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from monitor.events import ADMINISTRATIONS_PER_DAY, ANTI_CD20, MedicationEvent, Patient
+from monitor.timeline import Timeline
+
+ANTI_CD20_COURSE_GAP_DAYS = 30  # clinical-rules.md: doses within 30 days form one course
+IMMUNOSUPPRESSANTS = frozenset(
+    {"cyclosporine", "tacrolimus", "cyclophosphamide", "chlorambucil", "glucocorticoid",
+     "mycophenolate", "acth", "belimumab"}
+)
+
+
+@dataclass(frozen=True)
+class AntiCD20Course:
+    agent: str
+    doses: tuple[MedicationEvent, ...]
+
+    @property
+    def first_dose(self) -> date:
+        return self.doses[0].start
+
+    @property
+    def last_dose(self) -> date:
+        return self.doses[-1].start
+
+    @property
+    def episode(self) -> str:
+        return f"{self.agent}:{self.first_dose.isoformat()}"
+
+
+def anti_cd20_courses(timeline: Timeline, as_of: date) -> tuple[AntiCD20Course, ...]:
+    """Courses of each anti-CD20 agent (administrations up to as_of), ordered by first dose."""
+    courses: list[AntiCD20Course] = []
+    for agent in sorted(ANTI_CD20):
+        doses = [d for m in timeline.drugs(agent) for d in _administrations(m, as_of)]
+        doses.sort(key=lambda m: (m.start, m.identity))
+        group: list[MedicationEvent] = []
+        for dose in doses:
+            if group and (dose.start - group[-1].start).days > ANTI_CD20_COURSE_GAP_DAYS:
+                courses.append(AntiCD20Course(agent, tuple(group)))
+                group = []
+            group.append(dose)
+        if group:
+            courses.append(AntiCD20Course(agent, tuple(group)))
+    return tuple(sorted(courses, key=lambda c: (c.first_dose, c.agent)))
+
+
+def _administrations(m: MedicationEvent, as_of: date) -> list[MedicationEvent]:
+    """Single administrations of an infusion record (a 'qw x4' record is four doses)."""
+    if m.frequency == "once" or m.frequency not in ("qw", "q2w", "q4w"):
+        return [m]
+    step = {"qw": 7, "q2w": 14, "q4w": 28}[m.frequency]
+    last = min(m.end or as_of, as_of)
+    out = []
+    day = m.start
+    while day <= last:
+        out.append(m.model_copy(update={"start": day, "end": None, "frequency": "once"}))
+        day += timedelta(days=step)
+    return out
+
+
+def active(timeline: Timeline, drug: str, on: date) -> MedicationEvent | None:
+    """The course of `drug` active on `on` (latest started), or None."""
+    found = None
+    for m in timeline.drugs(drug):
+        if m.active_on(on):
+            found = m
+    return found
+
+
+def active_therapies(timeline: Timeline, on: date) -> tuple[str, ...]:
+    return tuple(sorted({m.drug for m in timeline.medications if m.active_on(on)}))
+
+
+def on_immunosuppression(timeline: Timeline, on: date) -> bool:
+    return any(m.drug in IMMUNOSUPPRESSANTS and m.active_on(on) for m in timeline.medications)
+
+
+@dataclass(frozen=True)
+class CumulativeDose:
+    grams: float
+    contributions: tuple[tuple[MedicationEvent, float], ...]  # (record, mg counted up to as_of)
+    uncounted: tuple[tuple[MedicationEvent, str], ...]  # records that could not be converted, and why
+
+
+def body_surface_area_m2(weight_kg: float, height_cm: float) -> float:
+    """Mosteller: sqrt(height_cm x weight_kg / 3600)."""
+    return math.sqrt(height_cm * weight_kg / 3600.0)
+
+
+def administrations_until(m: MedicationEvent, as_of: date) -> float:
+    """How many administrations of `m` happened from start to min(end, as_of), inclusive."""
+    if m.frequency == "once":
+        return 1.0 if m.start <= as_of else 0.0
+    last = min(m.end or as_of, as_of)
+    if last < m.start:
+        return 0.0
+    days = (last - m.start).days + 1
+    per_day = ADMINISTRATIONS_PER_DAY[m.frequency]
+    if per_day >= 1:
+        return days * per_day
+    # weekly-type schedules: the first dose on start, then one every 1/per_day days
+    return float(math.floor((days - 1) * per_day) + 1)
+
+
+def _dose_mg(m: MedicationEvent, patient: Patient | None) -> tuple[float | None, str | None]:
+    if m.dose is None:
+        return None, "no dose recorded"
+    if m.dose_mg is not None:
+        return m.dose_mg, None
+    if m.unit == "mg/kg":
+        if patient is None or patient.weight_kg is None:
+            return None, "dose in mg/kg but no body weight recorded"
+        return m.dose * patient.weight_kg, None
+    if m.unit == "mg/m2":
+        if patient is None or patient.weight_kg is None or patient.height_cm is None:
+            return None, "dose in mg/m2 but no weight and height recorded"
+        return m.dose * body_surface_area_m2(patient.weight_kg, patient.height_cm), None
+    return None, f"dose unit {m.unit} cannot be converted to mg"
+
+
+def cumulative_dose(timeline: Timeline, drug: str, as_of: date) -> CumulativeDose:
+    """Total amount of `drug` given up to as_of (oral days x daily dose + pulses), in grams."""
+    total_mg = 0.0
+    counted: list[tuple[MedicationEvent, float]] = []
+    uncounted: list[tuple[MedicationEvent, str]] = []
+    for m in timeline.drugs(drug):
+        n = administrations_until(m, as_of)
+        if n == 0:
+            continue
+        mg, why = _dose_mg(m, timeline.patient)
+        if mg is None:
+            uncounted.append((m, why or "unknown"))
+            continue
+        counted.append((m, mg * n))
+        total_mg += mg * n
+    return CumulativeDose(total_mg / 1000.0, tuple(counted), tuple(uncounted))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from monitor.analytes import CREATININE_MG_DL_TO_UMOL_L
+from monitor.analytes import ANALYTES, CREATININE_MG_DL_TO_UMOL_L
 from monitor.events import LabResult
 from monitor.timeline import Timeline
 
@@ -21,6 +21,7 @@ CKD_EPI_CONSTANT = 142.0
 CKD_EPI_MAX_EXPONENT = -1.200
 CKD_EPI_AGE_BASE = 0.9938
 DERIVED_SOURCE = "ckd-epi-2021"
+EGFR_UNIT = ANALYTES["egfr"].canonical_unit
 
 
 def ckd_epi_2021(creatinine_umol_l: float, age_years: float, sex: str) -> float:
@@ -47,13 +48,24 @@ def egfr_series(timeline: Timeline) -> tuple[LabResult, ...]:
     if p is None or p.birth_date is None or p.sex not in CKD_EPI_2021:
         return reported
     days = {r.effective_date for r in reported}
+    low, high = ANALYTES["egfr"].plausible
     computed = []
     for cr in timeline.series("serum_creatinine"):
         if cr.effective_date in days:
             continue
-        value = ckd_epi_2021(cr.value, age_on(p.birth_date, cr.effective_date), p.sex)
-        computed.append(LabResult(
-            patient_id=cr.patient_id, analyte="egfr", value=round(value, 1), unit="mL/min/1.73m2",
+        value = round(ckd_epi_2021(cr.value, age_on(p.birth_date, cr.effective_date), p.sex), 1)
+        if not low <= value <= high:
+            # BUG FIX: a very low (but accepted) creatinine gave an eGFR above the plausible limit
+            # (e.g. 5 umol/L, male, 19 y: 291), and validating it raised out of assess(). Such a
+            # value says nothing about kidney function: it is left out, like any implausible result.
+            continue
+        # built without re-validation: every field is already canonical (the creatinine's aware
+        # time, the egfr canonical unit, a value checked just above); validation was ~10% of assess(),
+        # and its 200-character limit on source_id (meant for input) rejected long creatinine identities
+        computed.append(LabResult.model_construct(
+            patient_id=cr.patient_id, analyte="egfr", value=value, unit=EGFR_UNIT,
             effective_at=cr.effective_at, source=DERIVED_SOURCE, source_id=cr.identity, status=cr.status,
         ))
+    if not computed:
+        return reported
     return tuple(sorted((*reported, *computed), key=lambda r: (r.effective_at, r.identity)))

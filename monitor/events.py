@@ -288,12 +288,16 @@ def problems_of(exc: ValidationError, raw: Any = None) -> list[Problem]:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("patient", "lab", "medication")]
         field = ".".join(loc)
         value = err.get("input")
+        if err.get("type") == "missing":
+            value = "(missing)"  # pydantic's input here is the whole object, not the field's value
         cause = (err.get("ctx") or {}).get("error")
         if not field:
             # a whole-model check (unit, range, dates): name the field it was about
             field = cause.field if isinstance(cause, FieldError) else "(event)"
             if isinstance(raw, dict) and field in raw:
                 value = raw[field]
+            elif field != "(event)":
+                value = "(missing)"  # e.g. a dose without its unit: not the whole object
         reason = err.get("msg", "invalid").removeprefix("Value error, ")
         problems.append(Problem(field=field, value=_short(value), reason=reason))
     return problems

@@ -86,9 +86,19 @@ def _span_days(run: list[LabResult]) -> int:
 
 def _albumin_normal(timeline: Timeline, on: date) -> bool:
     """KDIGO21 CR needs a normal albumin *when measured*: no recent albumin does not block CR."""
-    recent = [a for a in timeline.series("serum_albumin")
-              if on - timedelta(days=ALBUMIN_FOR_CR_LOOKBACK_DAYS) <= a.effective_date <= on]
-    return not recent or recent[-1].value >= ALBUMIN_LOWER_NORMAL_G_L
+    # the last albumin (in clinical order) dated within the lookback; scanned from the end because
+    # this runs for every value of a CR run (it was a full scan per value: quadratic)
+    start = on - timedelta(days=ALBUMIN_FOR_CR_LOOKBACK_DAYS)
+    # dates in clinical (UTC instant) order can be out of order by a day across time-zone offsets:
+    # stop only well before the window
+    stop = start - timedelta(days=2)
+    for a in reversed(timeline.series("serum_albumin")):
+        d = a.effective_date
+        if start <= d <= on:
+            return a.value >= ALBUMIN_LOWER_NORMAL_G_L
+        if d < stop:
+            break
+    return True
 
 
 @dataclass
@@ -159,7 +169,7 @@ def _relapse_step(b: _Builder, x: LabResult, d: date) -> bool:
             b.remitted = b.remitted_kind = None
             b.episode_start = b.hi_run[0].effective_date
             b.peak = max(b.hi_run, key=lambda r: r.value)
-            b.cr_run, b.pr_run = [], []
+            b.cr_run, b.pr_run, b.hi_run = [], [], []
             b.enter("relapse", d)
         else:
             b.enter("possible_relapse", d)
@@ -174,9 +184,16 @@ def _disease_step(b: _Builder, timeline: Timeline, x: LabResult, d: date) -> Non
     assert b.peak is not None
     if b.remitted is None and x.value > b.peak.value:
         b.peak = x
-    b.cr_run = [*b.cr_run, x] if x.value < COMPLETE_REMISSION_G_PER_DAY else []
-    meets_pr = x.value < NEPHROTIC_G_PER_DAY and x.value <= PARTIAL_REMISSION_FRACTION_OF_PEAK * b.peak.value
-    b.pr_run = [*b.pr_run, x] if meets_pr else []
+    # runs grow in place (copying them at every value was quadratic); a run is never shared, as a
+    # Remission keeps only its first and last value
+    if x.value < COMPLETE_REMISSION_G_PER_DAY:
+        b.cr_run.append(x)
+    else:
+        b.cr_run = []
+    if x.value < NEPHROTIC_G_PER_DAY and x.value <= PARTIAL_REMISSION_FRACTION_OF_PEAK * b.peak.value:
+        b.pr_run.append(x)
+    else:
+        b.pr_run = []
     complete = _span_days(b.cr_run) >= CONFIRMATION_DAYS and _albumin_normal(timeline, d)
 
     if b.remitted is None:

@@ -1,14 +1,78 @@
-"""KDIGO 2021 risk category (placeholder signature; implemented in its own change)."""
+"""KDIGO 2021 risk category of progressive loss of kidney function in membranous nephropathy.
+
+KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, chapter 3, figure
+"Clinical criteria for assessing risk of progressive loss of kidney function" (clinical-rules.md,
+"Risk category"):
+- low: normal eGFR, proteinuria < 3.5 g/d and serum albumin > 30 g/L; or normal eGFR, proteinuria
+  < 3.5 g/d or a decrease > 50% after 6 months of conservative therapy with ACEi/ARB;
+- moderate: normal eGFR, proteinuria > 3.5 g/d and no decrease > 50% after 6 months of ACEi/ARB,
+  not meeting the high-risk criteria;
+- high: eGFR < 60 and/or proteinuria > 8 g/d for > 6 months; or normal eGFR, proteinuria > 3.5 g/d
+  and no decrease > 50% after 6 months of ACEi/ARB and at least one of: serum albumin < 25 g/L,
+  anti-PLA2R > 50 RU/mL (the figure's urinary alpha1-/beta2-microglobulin, IgG and selectivity index
+  markers are not in our analyte catalogue);
+- very high: life-threatening nephrotic syndrome, or rapid deterioration of kidney function not
+  otherwise explained.
+Anti-PLA2R > 150 RU/mL is reported beside the category as a marker of very high activity.
+
+Interpretations (where the figure leaves room; see also each helper):
+- "Decrease > 50%" is strict, as KDIGO writes it for every line (clinical-rules.md says ">= 50%" in
+  the high line; the source wins). It compares the latest proteinuria measured >= 6 months into the
+  current ACEi/ARB exposure with the value at its start.
+- Before 6 months of ACEi/ARB (or with none recorded) the response cannot be judged: nephrotic
+  proteinuria is then taken as "not decreased" (the category a clinician would use at diagnosis) and
+  the reasons say so. The same for sub-nephrotic proteinuria: low, with the caveat when albumin is
+  not > 30 g/L and the 6 months are not complete.
+- Proteinuria exactly 3.5 g/d counts as nephrotic (>= 3.5, as in remission.py), so it is never low.
+- "Normal eGFR" = latest eGFR >= 60. Without any eGFR only the categories that do not depend on it
+  (high through proteinuria > 8 g/d for > 6 months or a high-risk marker, since either eGFR < 60 or
+  normal eGFR + marker gives high) are given; otherwise the category is unknown and the reasons say
+  which number is missing.
+- Life-threatening nephrotic syndrome is NOT assessed: KDIGO 2021 gives no laboratory definition of
+  it (it is a clinical judgement: e.g. refractory anasarca, thrombosis, acute kidney injury), and we
+  found no source that defines it with numbers. Rapid deterioration is assessed as the brief defines
+  it: an eGFR fall >= 25% within 3 months (see rapid_egfr_fall).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+from monitor.events import LabResult, MedicationEvent
+from monitor.remission import NEPHROTIC_G_PER_DAY
 
 if TYPE_CHECKING:
     from monitor.rules.base import RuleContext
 
 Category = Literal["unknown", "low", "moderate", "high", "very_high"]
+
+# KDIGO21 risk figure: "normal eGFR" is read as >= 60 mL/min/1.73 m2 (CKD G1-G2), high risk < 60
+NORMAL_EGFR_MIN = 60.0
+# KDIGO21: low risk needs serum albumin > 30 g/L (with proteinuria < 3.5 g/d)
+LOW_RISK_ALBUMIN_ABOVE_G_L = 30.0
+# KDIGO21: high risk markers: serum albumin < 25 g/L, anti-PLA2R > 50 RU/mL
+HIGH_RISK_ALBUMIN_BELOW_G_L = 25.0
+HIGH_RISK_PLA2R_ABOVE_RU_ML = 50.0
+# KDIGO21: high risk with proteinuria > 8 g/d for > 6 months
+HIGH_RISK_PROTEINURIA_ABOVE_G_PER_DAY = 8.0
+SIX_MONTHS_DAYS = 183  # "6 months" in days, as in rtx_non_response (clinical-rules.md)
+# KDIGO21: low risk after a decrease > 50% after 6 months of conservative therapy with ACEi/ARB
+ACEI_ARB_RESPONSE_FRACTION = 0.5
+# the value "at ACEi/ARB start": the last one before the start within this many days, else the
+# first one within a short grace after it (the antiproteinuric effect takes weeks to appear)
+ACEI_ARB_BASELINE_LOOKBACK_DAYS = 90
+ACEI_ARB_BASELINE_GRACE_DAYS = 14
+# an ACEi -> ARB switch recorded with a few days' gap is one exposure to RAS blockade
+ACEI_ARB_GAP_DAYS = 7
+RAS_BLOCKERS = ("ace_inhibitor", "arb")
+# very high risk, "rapid deterioration of kidney function" read as an eGFR fall >= 25% within
+# 3 months (clinical-rules.md); 92 days covers any 3 calendar months
+RAPID_EGFR_FALL_FRACTION = 0.25
+RAPID_EGFR_FALL_WINDOW_DAYS = 92
+# reported beside the category: anti-PLA2R > 150 RU/mL marks very high activity (KDIGO21)
+VERY_HIGH_ACTIVITY_PLA2R_ABOVE_RU_ML = 150.0
 
 
 @dataclass(frozen=True)
@@ -22,5 +86,209 @@ class RiskAssessment:
                 "very_high_activity": self.very_high_activity}
 
 
+def _fmt(r: LabResult) -> str:
+    return f"{r.value:g} {r.unit} on {r.effective_date.isoformat()}"
+
+
+def _proteinuria_text(r: LabResult) -> str:
+    source = "24-h urine" if r.analyte == "proteinuria_24h" else "UPCR in g/g"
+    return f"proteinuria {r.value:g} g/d ({source}, {r.effective_date.isoformat()})"
+
+
+@dataclass(frozen=True)
+class AceiArbResponse:
+    """Proteinuria on ACEi/ARB against the value at the start of the current exposure."""
+
+    start: date
+    days_on: int  # from start to min(end, as_of)
+    baseline: LabResult | None
+    after: LabResult | None  # the latest value >= 6 months into the exposure
+
+    @property
+    def evaluable(self) -> bool:
+        return self.baseline is not None and self.after is not None and self.baseline.value > 0
+
+    @property
+    def decrease(self) -> float | None:
+        if not self.evaluable:
+            return None
+        assert self.baseline is not None and self.after is not None
+        return (self.baseline.value - self.after.value) / self.baseline.value
+
+    @property
+    def decreased(self) -> bool:
+        d = self.decrease
+        return d is not None and d > ACEI_ARB_RESPONSE_FRACTION
+
+    def describe(self) -> str:
+        if self.evaluable:
+            assert self.baseline is not None and self.after is not None and self.decrease is not None
+            return (f"on ACEi/ARB since {self.start.isoformat()}: proteinuria {self.baseline.value:g} -> "
+                    f"{self.after.value:g} g/d ({self.after.effective_date.isoformat()}), "
+                    f"a {self.decrease * 100:.0f}% decrease (> {ACEI_ARB_RESPONSE_FRACTION * 100:.0f}% needed)")
+        if self.days_on < SIX_MONTHS_DAYS:
+            return (f"on ACEi/ARB for {self.days_on} days since {self.start.isoformat()}: the 6-month "
+                    "response cannot be judged yet")
+        missing = "at its start" if self.baseline is None else "6 months or more into it"
+        return (f"on ACEi/ARB since {self.start.isoformat()} but no proteinuria {missing}: the 6-month "
+                "response cannot be judged")
+
+
+def _ras_exposure(meds: Sequence[MedicationEvent], as_of: date) -> tuple[date, date] | None:
+    """The latest continuous ACEi/ARB exposure started by as_of, as (start, min(end, as_of))."""
+    spans = sorted((m.start, min(m.end or (m.start if m.frequency == "once" else as_of), as_of))
+                   for m in meds if m.drug in RAS_BLOCKERS and m.start <= as_of)
+    current: tuple[date, date] | None = None
+    for start, end in spans:
+        if current is not None and start <= current[1] + timedelta(days=ACEI_ARB_GAP_DAYS):
+            current = (current[0], max(current[1], end))
+        else:
+            current = (start, end)
+    return current
+
+
+def acei_arb_response(proteinuria: Sequence[LabResult], meds: Sequence[MedicationEvent],
+                      as_of: date) -> AceiArbResponse | None:
+    """The 6-month ACEi/ARB response of KDIGO21's risk figure, or None without ACEi/ARB."""
+    exposure = _ras_exposure(meds, as_of)
+    if exposure is None:
+        return None
+    start, end = exposure
+    lookback = start - timedelta(days=ACEI_ARB_BASELINE_LOOKBACK_DAYS)
+    grace = start + timedelta(days=ACEI_ARB_BASELINE_GRACE_DAYS)
+    six_months = start + timedelta(days=SIX_MONTHS_DAYS)
+    before = after_start = after = None  # last before start, first in the grace, last >= 6 months
+    for r in proteinuria:  # one pass: this runs for every patient every night
+        d = r.effective_date
+        if lookback <= d <= start:
+            before = r
+        elif start < d <= grace and after_start is None:
+            after_start = r
+        if six_months <= d <= end:
+            after = r
+    return AceiArbResponse(start, (end - start).days, before or after_start, after)
+
+
+def persistent_heavy_proteinuria(proteinuria: Sequence[LabResult]) -> tuple[LabResult, LabResult] | None:
+    """KDIGO21 "proteinuria > 8 g/d for > 6 months": the trailing run of values all > 8 g/d (ending
+    with the latest value) spanning more than 6 months; returns its first and last value.
+
+    Trailing, because the category describes the patient now: a heavy run that has since ended
+    (values fell to <= 8) no longer places the patient at high risk by this line.
+    """
+    run: list[LabResult] = []
+    for r in reversed(proteinuria):
+        if r.value <= HIGH_RISK_PROTEINURIA_ABOVE_G_PER_DAY:
+            break
+        run.append(r)
+    if len(run) < 2:
+        return None
+    first, last = run[-1], run[0]
+    return (first, last) if (last.effective_date - first.effective_date).days > SIX_MONTHS_DAYS else None
+
+
+def rapid_egfr_fall(egfr: Sequence[LabResult]) -> tuple[LabResult, LabResult] | None:
+    """An eGFR fall >= 25% within 3 months that is recent and not recovered, as (before, after).
+
+    A pair (a, b) with b <= 0.75 a and b at most 3 months after a, where b lies within the 3 months
+    ending at the latest eGFR and the latest value is still <= 0.75 a: a fall long past, or one that
+    recovered, is not a current rapid deterioration (a lasting one shows as eGFR < 60 instead).
+    """
+    if len(egfr) < 2:
+        return None
+    latest = egfr[-1]
+    window = timedelta(days=RAPID_EGFR_FALL_WINDOW_DAYS)
+    recent_start = latest.effective_date - window
+    candidates = [r for r in egfr if r.effective_date >= recent_start - window]
+    worst: tuple[LabResult, LabResult] | None = None
+    for i, b in enumerate(candidates):
+        if b.effective_date < recent_start:
+            continue
+        for a in candidates[:i]:
+            if (b.effective_date - a.effective_date) > window or a.value <= 0:
+                continue
+            limit = (1 - RAPID_EGFR_FALL_FRACTION) * a.value
+            if b.value > limit or latest.value > limit:
+                continue
+            if worst is None or b.value / a.value < worst[1].value / worst[0].value:
+                worst = (a, b)  # the steepest fall names the numbers in the reason
+    return worst
+
+
 def risk_category(ctx: "RuleContext") -> RiskAssessment:
-    return RiskAssessment("unknown", ("not implemented yet",))
+    """The KDIGO 2021 risk category of the patient on ctx.as_of, with reasons naming the numbers."""
+    proteinuria = ctx.proteinuria
+    pla2r = ctx.timeline.latest("anti_pla2r")
+    activity = pla2r is not None and pla2r.value > VERY_HIGH_ACTIVITY_PLA2R_ABOVE_RU_ML
+    activity_reason = ((f"anti-PLA2R {_fmt(pla2r)} > {VERY_HIGH_ACTIVITY_PLA2R_ABOVE_RU_ML:g}: very high "
+                        "immunological activity",) if activity and pla2r else ())
+
+    def result(category: Category, *reasons: str) -> RiskAssessment:
+        return RiskAssessment(category, tuple(reasons) + activity_reason, activity)
+
+    if not proteinuria:
+        return result("unknown", "no proteinuria result (24-h urine or UPCR): risk cannot be assessed")
+
+    latest_p = proteinuria[-1]
+    egfr = ctx.egfr[-1] if ctx.egfr else None
+    fall = rapid_egfr_fall(ctx.egfr)
+    if fall is not None:
+        a, b = fall
+        return result("very_high", (
+            f"eGFR fell {(a.value - b.value) / a.value * 100:.0f}% from {_fmt(a)} to {_fmt(b)} "
+            f"(>= {RAPID_EGFR_FALL_FRACTION * 100:.0f}% within 3 months): rapid deterioration of kidney "
+            "function, if not otherwise explained"))
+
+    high: list[str] = []
+    if egfr is not None and egfr.value < NORMAL_EGFR_MIN:
+        high.append(f"eGFR {_fmt(egfr)} < {NORMAL_EGFR_MIN:g}")
+    heavy = persistent_heavy_proteinuria(proteinuria)
+    if heavy is not None:
+        first, last = heavy
+        high.append(f"proteinuria > {HIGH_RISK_PROTEINURIA_ABOVE_G_PER_DAY:g} g/d in every value from "
+                    f"{first.effective_date.isoformat()} to {last.effective_date.isoformat()} "
+                    f"({(last.effective_date - first.effective_date).days} days, > 6 months)")
+
+    nephrotic = latest_p.value >= NEPHROTIC_G_PER_DAY
+    response = acei_arb_response(proteinuria, ctx.timeline.drugs(*RAS_BLOCKERS), ctx.as_of)
+    response_text = response.describe() if response else "no ACEi/ARB recorded: the 6-month response cannot be judged"
+    decreased = response is not None and response.decreased
+    albumin = ctx.timeline.latest("serum_albumin")
+
+    if nephrotic and not decreased:
+        markers = []
+        if albumin is not None and albumin.value < HIGH_RISK_ALBUMIN_BELOW_G_L:
+            markers.append(f"serum albumin {_fmt(albumin)} < {HIGH_RISK_ALBUMIN_BELOW_G_L:g}")
+        if pla2r is not None and pla2r.value > HIGH_RISK_PLA2R_ABOVE_RU_ML:
+            markers.append(f"anti-PLA2R {_fmt(pla2r)} > {HIGH_RISK_PLA2R_ABOVE_RU_ML:g}")
+        if markers:
+            # with eGFR < 60 it is high anyway; with normal eGFR the marker line makes it high
+            high.append(f"{_proteinuria_text(latest_p)} not decreased > {ACEI_ARB_RESPONSE_FRACTION * 100:.0f}% on "
+                        f"ACEi/ARB ({response_text}) "
+                        f"with {' and '.join(markers)}")
+    if high:
+        return result("high", *high)
+
+    if egfr is None:
+        return result("unknown", f"{_proteinuria_text(latest_p)}; no eGFR (no creatinine, or birth date/sex "
+                      "missing to compute it): the category depends on whether eGFR is >= 60")
+
+    normal = f"eGFR {_fmt(egfr)} >= {NORMAL_EGFR_MIN:g}"
+    if nephrotic and not decreased:
+        return result("moderate", normal, f"{_proteinuria_text(latest_p)} >= {NEPHROTIC_G_PER_DAY:g}",
+                      response_text, f"no high-risk marker (albumin < {HIGH_RISK_ALBUMIN_BELOW_G_L:g} g/L, "
+                      f"anti-PLA2R > {HIGH_RISK_PLA2R_ABOVE_RU_ML:g} RU/mL)")
+    if nephrotic:
+        assert response is not None
+        return result("low", normal, f"{_proteinuria_text(latest_p)}; {response.describe()}")
+    reasons = [normal, f"{_proteinuria_text(latest_p)} < {NEPHROTIC_G_PER_DAY:g}"]
+    if albumin is not None and albumin.value > LOW_RISK_ALBUMIN_ABOVE_G_L:
+        reasons.append(f"serum albumin {_fmt(albumin)} > {LOW_RISK_ALBUMIN_ABOVE_G_L:g}")
+    elif response is not None and response.days_on >= SIX_MONTHS_DAYS:
+        reasons.append(response_text)  # KDIGO's second low line: < 3.5 g/d after 6 months of ACEi/ARB
+    else:
+        # neither low line is fully met (albumin > 30, or 6 months of ACEi/ARB): say what is missing
+        albumin_text = f"serum albumin {_fmt(albumin)}" if albumin else "no serum albumin"
+        reasons.append(f"{albumin_text} (not > {LOW_RISK_ALBUMIN_ABOVE_G_L:g}) and {response_text}: "
+                       "low risk to be confirmed")
+    return result("low", *reasons)

@@ -9,7 +9,7 @@ preliminary ones are kept but not used.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
 from typing import Iterable
 
 from monitor.events import STATUS_RANK, USABLE_STATUSES, LabResult, MedicationEvent, Patient
@@ -72,8 +72,16 @@ class Timeline:
 
     @classmethod
     def _make(cls, patient_id: str, patient: Patient | None, labs: Iterable[LabResult],
-              meds: Iterable[MedicationEvent], preliminary: Iterable[LabResult] = ()) -> "Timeline":
-        ordered = tuple(sorted(labs, key=_lab_order))
+              meds: Iterable[MedicationEvent], preliminary: Iterable[LabResult] = (),
+              presorted: bool = False) -> "Timeline":
+        # presorted: the caller filtered an already ordered timeline (until), so the order holds and
+        # the sort keys (which compute identities, a hash for events without source_id) are skipped
+        if presorted:
+            ordered, med_order, prelim_order = tuple(labs), tuple(meds), tuple(preliminary)
+        else:
+            ordered = tuple(sorted(labs, key=_lab_order))
+            med_order = tuple(sorted(meds, key=_med_order))
+            prelim_order = tuple(sorted(preliminary, key=_lab_order))
         by_analyte: dict[str, list[LabResult]] = {}
         for r in ordered:
             by_analyte.setdefault(r.analyte, []).append(r)
@@ -81,8 +89,8 @@ class Timeline:
             patient_id=patient_id,
             patient=patient,
             labs=ordered,
-            medications=tuple(sorted(meds, key=_med_order)),
-            preliminary=tuple(sorted(preliminary, key=_lab_order)),
+            medications=med_order,
+            preliminary=prelim_order,
             _by_analyte={k: tuple(v) for k, v in by_analyte.items()},
         )
 
@@ -91,10 +99,18 @@ class Timeline:
 
         A course that started by `as_of` is kept whole; whoever reads it counts only days <= as_of.
         """
+        # fast path (the nightly case): every lab is timed before as_of's UTC midnight, so its date in
+        # any offset (<= +14 h) is <= as_of, and no course starts later: nothing to drop
+        midnight = datetime.combine(as_of, time(), timezone.utc)
+        if (all(not s or s[-1].effective_at < midnight for s in (self.labs, self.preliminary))
+                and (not self.medications or self.medications[-1].start <= as_of)):
+            return self
         labs = [r for r in self.labs if r.effective_date <= as_of]
         meds = [m for m in self.medications if m.start <= as_of]
         prelim = [r for r in self.preliminary if r.effective_date <= as_of]
-        return Timeline._make(self.patient_id, self.patient, labs, meds, prelim)
+        if len(labs) == len(self.labs) and len(meds) == len(self.medications) and len(prelim) == len(self.preliminary):
+            return self  # nothing dropped: the timeline is immutable, share it
+        return Timeline._make(self.patient_id, self.patient, labs, meds, prelim, presorted=True)
 
     def series(self, analyte: str) -> tuple[LabResult, ...]:
         return self._by_analyte.get(analyte, ())
@@ -109,10 +125,10 @@ class Timeline:
         clinical-rules.md: a 24-hour collection when present, otherwise UPCR; the evidence (analyte
         field) says which was used.
         """
-        collections = self.series("proteinuria_24h")
-        days = {r.effective_date for r in collections}
-        ratios = [r for r in self.series("upcr") if r.effective_date not in days]
-        return tuple(sorted((*collections, *ratios), key=_lab_order))
+        days = {r.effective_date for r in self.series("proteinuria_24h")}
+        # one pass over the ordered labs keeps clinical order without re-sorting
+        return tuple(r for r in self.labs if r.analyte == "proteinuria_24h"
+                     or (r.analyte == "upcr" and r.effective_date not in days))
 
     def drugs(self, *names: str) -> tuple[MedicationEvent, ...]:
         wanted = set(names)

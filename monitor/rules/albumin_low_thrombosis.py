@@ -1,13 +1,101 @@
-"""PLACEHOLDER: rule albumin_low_thrombosis, to be implemented (see clinical-rules.md)."""
+"""Rule `albumin_low_thrombosis`: serum albumin low enough for a high risk of thrombosis.
+
+Membranous nephropathy carries the highest risk of venous thromboembolism of the nephrotic
+syndromes, and the risk climbs as serum albumin falls. Fires on the latest serum albumin:
+- < 20 g/L: critical (seed review: albumin < 20 g/L calls for anticoagulation/antiplatelet therapy);
+- 20-24.9 g/L (< 25): warning (KDIGO 2021: consider prophylactic anticoagulation below 25 g/L by
+  bromocresol purple, 20 g/L by bromocresol green, when other risk factors are present).
+Not raised while an anticoagulant is active at `as_of`. Resolves with albumin >= 25 g/L, or when an
+anticoagulant is started. Severity follows the latest value within one episode (up or down).
+
+Readings where clinical-rules.md leaves room:
+- The feed does not say which assay (BCG or BCP) measured the albumin, so the two KDIGO21 cut-offs
+  are used as two tiers for every result; the message names the assay dependence.
+- There is no antiplatelet drug in the contract's drug list, so only `anticoagulant` suppresses.
+- Episode: the date of the first value of the current run of values < 25 g/L. An anticoagulant only
+  gates the finding at `as_of`; it does not split the run, so a run that outlasts a stopped
+  anticoagulant keeps its original episode date.
+"""
 
 from __future__ import annotations
 
-from monitor.findings import Finding
+from monitor.events import LabResult
+from monitor.findings import Evidence, Finding, Severity
 from monitor.rules.base import RuleContext
+from monitor.therapy import active
 
 RULE_ID = "albumin_low_thrombosis"
-REFERENCE = "TODO"
+REFERENCE = ("KDIGO 2021 GN guideline ch.3 (prophylactic anticoagulation below 20-25 g/L by assay, with "
+             "other risk factors); seed review (2023): albumin < 20 g/L calls for anticoagulation")
+
+ANALYTE = "serum_albumin"
+ANTICOAGULANT = "anticoagulant"
+# KDIGO21: consider prophylactic anticoagulation below 25 g/L (bromocresol purple assay)
+ALBUMIN_WARNING_BELOW_G_L = 25.0
+# seed review / KDIGO21 (bromocresol green assay): below 20 g/L anticoagulation is indicated
+ALBUMIN_CRITICAL_BELOW_G_L = 20.0
+
+
+def _certainly_below(r: LabResult, threshold: float) -> bool:
+    """True only when the true value is known to be below `threshold` ('>20' could be 30)."""
+    if r.comparator in (">", ">="):
+        return False
+    return r.value <= threshold if r.comparator == "<" else r.value < threshold
+
+
+def _current_run(series: tuple[LabResult, ...]) -> list[LabResult]:
+    run: list[LabResult] = []
+    for r in reversed(series):
+        if not _certainly_below(r, ALBUMIN_WARNING_BELOW_G_L):
+            break
+        run.append(r)
+    return run[::-1]
+
+
+def _severity(r: LabResult) -> Severity:
+    return "critical" if _certainly_below(r, ALBUMIN_CRITICAL_BELOW_G_L) else "warning"
+
+
+def _num(v: float) -> str:
+    # two decimals keep 19.996 from being shown as "20" beside a threshold of 20
+    return f"{round(v, 2):g}"
+
+
+def _shown(r: LabResult) -> str:
+    text = f"{r.comparator or ''}{_num(r.value)} {r.unit}"
+    if r.reported_value is not None and r.reported_unit is not None:
+        text += f" ({r.reported_value:g} {r.reported_unit})"
+    return text
+
+
+def _message(run: list[LabResult], severity: Severity) -> str:
+    latest = run[-1]
+    history = ""
+    if len(run) > 1:
+        history = (f" Albumin has been below {ALBUMIN_WARNING_BELOW_G_L:g} g/L in {len(run)} consecutive "
+                   f"results since {run[0].effective_date.isoformat()}.")
+    if severity == "critical":
+        why = (f"Below {ALBUMIN_CRITICAL_BELOW_G_L:g} g/L the risk of venous thrombosis in membranous "
+               f"nephropathy is high; the seed review and KDIGO 2021 regard anticoagulation (or "
+               f"antiplatelet therapy) as indicated unless the bleeding risk outweighs it.")
+    else:
+        why = (f"Between {ALBUMIN_CRITICAL_BELOW_G_L:g} and {ALBUMIN_WARNING_BELOW_G_L:g} g/L KDIGO 2021 "
+               f"suggests considering prophylactic anticoagulation when other risk factors are present "
+               f"(cut-off 25 g/L by bromocresol purple, 20 g/L by bromocresol green).")
+    return (
+        f"Serum albumin {_shown(latest)} on {latest.effective_date.isoformat()} and no anticoagulant is "
+        f"recorded as active.{history} {why} Consider assessing thrombotic and bleeding risk."
+    )
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    return []
+    if active(ctx.timeline, ANTICOAGULANT, ctx.as_of) is not None:
+        return []  # already anticoagulated: the alert has done its job
+    run = _current_run(ctx.timeline.series(ANALYTE))
+    if not run:
+        return []
+    severity = _severity(run[-1])
+    evidence = [Evidence.of_lab(r, note="first low albumin of this run" if i == 0 and len(run) > 1 else None)
+                for i, r in enumerate(run)]
+    episode = run[0].effective_date.isoformat()
+    return [ctx.finding(RULE_ID, episode, severity, _message(run, severity), evidence, REFERENCE)]

@@ -1,13 +1,107 @@
-"""PLACEHOLDER: rule ctx_cumulative_dose, to be implemented (see clinical-rules.md)."""
+"""Rule `ctx_cumulative_dose`: cumulative cyclophosphamide exposure.
+
+The cumulative dose (monitor.therapy.cumulative_dose: oral days x daily dose + IV pulses, up to
+`as_of`; body weight/height only for doses per kg or per m2) fires
+- >= 10 g: warning (a 6-month modified Ponticelli course already gives about 10-15 g; further
+  courses should count what has been given);
+- >= 36 g: critical (Faurschou M et al. J Rheumatol 2008: bladder cancer risk rose above 36 g;
+  van den Brand JA et al. JASN 2014: in membranous nephropathy the malignancy risk grows with the
+  cumulative dose).
+One episode per patient ("cumulative"): the alert escalates from warning to critical as the dose
+grows and never resolves by itself (it is history); a clinician acknowledges it.
+
+Records that cannot be counted (a dose in mg/kg without a body weight, mg/m2 without height, no dose)
+are named in the message and the evidence. Reading where clinical-rules.md is silent: when such
+records exist and the counted total is below 10 g, the true total is unknown, so an `info` finding
+(same episode) says what is missing instead of staying silent; it escalates to warning/critical once
+the missing data make the total reach a threshold.
+"""
 
 from __future__ import annotations
 
-from monitor.findings import Finding
+from datetime import date
+
+from monitor.events import MedicationEvent
+from monitor.findings import Evidence, Finding, Severity
 from monitor.rules.base import RuleContext
+from monitor.therapy import CumulativeDose, administrations_until, cumulative_dose
 
 RULE_ID = "ctx_cumulative_dose"
-REFERENCE = "TODO"
+REFERENCE = ("Seed review (2023): cumulative cyclophosphamide causes leukopenia (18%) and malignancy (8%); "
+             "Faurschou M et al. J Rheumatol 2008 (bladder cancer above 36 g); van den Brand JA et al. "
+             "JASN 2014; KDIGO 2021 GN guideline ch.3")
+
+DRUG = "cyclophosphamide"
+EPISODE = "cumulative"
+# clinical-rules.md: a 6-month modified Ponticelli course already gives about 10-15 g
+CTX_WARNING_G = 10.0
+# Faurschou 2008: bladder cancer risk above 36 g cumulative cyclophosphamide
+CTX_CRITICAL_G = 36.0
+# grams are rounded before comparison so that 10 x 1000 mg is exactly 10 g
+_GRAM_DIGITS = 6
+
+
+def _severity(grams: float, incomplete: bool) -> Severity | None:
+    if grams >= CTX_CRITICAL_G:
+        return "critical"
+    if grams >= CTX_WARNING_G:
+        return "warning"
+    return "info" if incomplete else None
+
+
+def _num(v: float) -> str:
+    return f"{round(v, 3):g}"
+
+
+def _counted_note(m: MedicationEvent, mg: float, as_of: date) -> str:
+    n = administrations_until(m, as_of)
+    per = mg / n if n else 0.0
+    route = f"{m.route} " if m.route else ""
+    span = m.start.isoformat() if m.frequency == "once" else f"{m.start}..{min(m.end or as_of, as_of)}"
+    return (f"{route}{m.frequency} {span}: counted {_num(mg)} mg = {n:g} administration(s) x "
+            f"{_num(per)} mg")
+
+
+def _evidence(dose: CumulativeDose, grams: float, as_of: date) -> list[Evidence]:
+    items = [Evidence.of_medication(m, note=_counted_note(m, mg, as_of)) for m, mg in dose.contributions]
+    items += [Evidence.of_medication(m, note=f"not counted: {why}") for m, why in dose.uncounted]
+    note = f"sum of {len(dose.contributions)} record(s) up to {as_of.isoformat()}"
+    if dose.uncounted:
+        note += f"; {len(dose.uncounted)} record(s) not counted, so the true total is higher"
+    items.append(Evidence.derived("cyclophosphamide_cumulative", grams, "g", as_of, note))
+    return items
+
+
+def _uncounted_text(dose: CumulativeDose) -> str:
+    if not dose.uncounted:
+        return ""
+    reasons = "; ".join(f"{m.start.isoformat()}: {why}" for m, why in dose.uncounted)
+    return (f" {len(dose.uncounted)} record(s) could not be counted ({reasons}), so the true total is "
+            f"higher than shown.")
+
+
+def _message(severity: Severity, grams: float, dose: CumulativeDose, as_of: date) -> str:
+    head = (f"Cumulative cyclophosphamide is {_num(grams)} g by {as_of.isoformat()} "
+            f"({len(dose.contributions)} record(s) counted).{_uncounted_text(dose)}")
+    if severity == "critical":
+        return (f"{head} This is at or above {CTX_CRITICAL_G:g} g, above which the risk of bladder cancer "
+                f"rose (Faurschou 2008) and malignancy risk in membranous nephropathy grows with the "
+                f"cumulative dose (van den Brand 2014). Consider weighing further cyclophosphamide against "
+                f"alternatives and keeping up cancer surveillance (urinalysis for haematuria).")
+    if severity == "warning":
+        return (f"{head} This is at or above {CTX_WARNING_G:g} g (a 6-month modified Ponticelli course "
+                f"gives about 10-15 g). Leukopenia, infection, infertility and malignancy risks grow with "
+                f"the cumulative dose; consider counting this exposure when planning further treatment.")
+    return (f"{head} The counted total is below {CTX_WARNING_G:g} g, but the cumulative exposure cannot be "
+            f"checked against the {CTX_WARNING_G:g} g and {CTX_CRITICAL_G:g} g limits until the missing "
+            f"data (body weight/height or dose) are recorded.")
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    return []
+    dose = cumulative_dose(ctx.timeline, DRUG, ctx.as_of)
+    grams = round(dose.grams, _GRAM_DIGITS)
+    severity = _severity(grams, bool(dose.uncounted))
+    if severity is None:
+        return []
+    return [ctx.finding(RULE_ID, EPISODE, severity, _message(severity, grams, dose, ctx.as_of),
+                        _evidence(dose, grams, ctx.as_of), REFERENCE)]

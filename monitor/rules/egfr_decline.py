@@ -1,13 +1,257 @@
-"""PLACEHOLDER: rule egfr_decline, to be implemented (see clinical-rules.md)."""
+"""Rule `egfr_decline`: a sustained fall in kidney function, and CNI nephrotoxicity on a CNI.
+
+Fires when
+- the latest eGFR (ctx.egfr: reported, or CKD-EPI 2021 from creatinine where not reported) is >= 25%
+  below the patient's baseline, the median of the eGFR values of the 12 months before it (>= 2
+  values needed): warning; >= 40% below: critical; or
+- on a calcineurin inhibitor (cyclosporine or tacrolimus active when the latest creatinine was drawn
+  and at `as_of`), the latest serum creatinine is > 20% above its own baseline (median of the
+  previous 12 months, >= 2 values): warning. The message names CNI nephrotoxicity and asks for a
+  trough level.
+Resolves when the values are back within these limits.
+
+Sources: KDIGO 2021 GN guideline ch.3 (a creatinine rise >= 30% within 6-12 months, or an unexplained
+fall in kidney function, marks high/very high risk of progression); KDIGO 2012 GN guideline ch.7
+(check CNI levels on an unexplained rise in serum creatinine > 20% during treatment).
+
+Readings where clinical-rules.md leaves room (each one also commented where it is coded):
+- Baseline of a run. The first value of a run is judged exactly as written: against the median of
+  the values of the 12 months before it. Later values of the same run are judged against that same
+  baseline, not their own rolling one: otherwise a sustained fall would pull the rolling median down
+  and "resolve" itself after a few values although kidney function never recovered ("back within
+  the limits" is read as back within the limits of the baseline the fall was measured from).
+- "Unexplained" cannot be known from laboratory data; the message asks the reader to exclude other
+  causes instead of asserting nephrotoxicity.
+- One finding per episode for both conditions (they usually describe the same event: a creatinine
+  rise is an eGFR fall); its episode is the date of the first value of the earliest current run.
+- A result with a comparator is used as its bound in baselines, and a latest value bounded the wrong
+  way (eGFR ">60", creatinine "<50") never counts as a decline/rise, since the true value is unknown.
+"""
 
 from __future__ import annotations
 
-from monitor.findings import Finding
+from dataclasses import dataclass
+from datetime import date, timedelta
+from statistics import median
+from typing import Callable
+
+from monitor.egfr import DERIVED_SOURCE
+from monitor.events import CALCINEURIN_INHIBITORS, LabResult, MedicationEvent
+from monitor.findings import Evidence, Finding, Severity
 from monitor.rules.base import RuleContext
+from monitor.therapy import active
 
 RULE_ID = "egfr_decline"
-REFERENCE = "TODO"
+REFERENCE = ("KDIGO 2021 GN guideline ch.3 (unexplained decline of kidney function marks high risk of "
+             "progression); KDIGO 2012 GN guideline ch.7 (check CNI levels on an unexplained creatinine "
+             "rise > 20%)")
+
+# clinical-rules.md (KDIGO21 risk of progression): eGFR >= 25% below baseline fires (warning)
+EGFR_DECLINE_WARNING_PCT = 25.0
+# clinical-rules.md: a fall of >= 40% is critical (a 40% eGFR decline is an accepted surrogate of
+# kidney failure risk, and the KDIGO21 creatinine-rise criterion of 30% is far exceeded)
+EGFR_DECLINE_CRITICAL_PCT = 40.0
+# KDIGO12: check CNI levels whenever serum creatinine rises unexpectedly by > 20% (strictly)
+CREATININE_RISE_ON_CNI_PCT = 20.0
+# clinical-rules.md: baseline = median of the values of the previous 12 months, >= 2 values
+BASELINE_WINDOW_DAYS = 365
+BASELINE_MIN_VALUES = 2
+# percentages are rounded before comparison so that 60 vs 80 is exactly a 25% fall
+_PCT_DIGITS = 6
+
+CREATININE = "serum_creatinine"
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The current run of values meeting the condition, judged against one baseline."""
+
+    first: LabResult
+    latest: LabResult
+    baseline: float
+    baseline_values: tuple[LabResult, ...]
+
+    def change_pct(self, sign: int) -> float:
+        """Change of the latest value from the baseline in %, positive in the alarming direction."""
+        return _pct(self.latest.value, self.baseline, sign)
+
+
+def _baseline(series: tuple[LabResult, ...], i: int) -> tuple[float, tuple[LabResult, ...]] | None:
+    """Median of the values of the 12 months before series[i] (same-day repeats excluded)."""
+    on = series[i].effective_date
+    start = on - timedelta(days=BASELINE_WINDOW_DAYS)
+    window = tuple(r for r in series[:i] if start <= r.effective_date < on)
+    if len(window) < BASELINE_MIN_VALUES:
+        return None
+    value = float(median(r.value for r in window))
+    return (value, window) if value > 0 else None
+
+
+def _current_run(series: tuple[LabResult, ...], meets: Callable[[LabResult, float], bool]) -> _Run | None:
+    """Walk the series once; a run's later values are judged against the run's first baseline."""
+    run: _Run | None = None
+    for i, x in enumerate(series):
+        if run is not None and meets(x, run.baseline):
+            run = _Run(run.first, x, run.baseline, run.baseline_values)
+            continue
+        run = None
+        found = _baseline(series, i)
+        if found is not None and meets(x, found[0]):
+            run = _Run(x, x, found[0], found[1])
+    return run
+
+
+def _pct(value: float, baseline: float, sign: int) -> float:
+    return round(sign * (value - baseline) / baseline * 100.0, _PCT_DIGITS)
+
+
+def _egfr_declined(r: LabResult, baseline: float) -> bool:
+    if r.comparator in (">", ">="):
+        return False  # ">60" may be no decline at all
+    return _pct(r.value, baseline, -1) >= EGFR_DECLINE_WARNING_PCT
+
+
+def _creatinine_rose(r: LabResult, baseline: float) -> bool:
+    if r.comparator in ("<", "<="):
+        return False
+    return _pct(r.value, baseline, +1) > CREATININE_RISE_ON_CNI_PCT
+
+
+def _cni_course(ctx: RuleContext, on: date) -> MedicationEvent | None:
+    """The calcineurin-inhibitor course active on `on` and still active at as_of, if any."""
+    for drug in sorted(CALCINEURIN_INHIBITORS):
+        course = active(ctx.timeline, drug, on)
+        if course is not None and active(ctx.timeline, drug, ctx.as_of) is not None:
+            return course
+    return None
+
+
+def _num(v: float) -> str:
+    return f"{round(v, 2):g}"
+
+
+def _shown(r: LabResult) -> str:
+    text = f"{r.comparator or ''}{_num(r.value)} {r.unit}"
+    if r.reported_value is not None and r.reported_unit is not None:
+        text += f" ({r.reported_value:g} {r.reported_unit})"
+    return text
+
+
+def _span(values: tuple[LabResult, ...]) -> str:
+    return (f"median of {len(values)} values from {values[0].effective_date.isoformat()} to "
+            f"{values[-1].effective_date.isoformat()}")
+
+
+class _Evidence:
+    """Evidence items in order, each stored result once."""
+
+    def __init__(self) -> None:
+        self.items: list[Evidence] = []
+        self._seen: set[str] = set()
+
+    def lab(self, r: LabResult, note: str) -> None:
+        if r.identity not in self._seen:
+            self._seen.add(r.identity)
+            self.items.append(Evidence.of_lab(r, note=note))
+
+    def add(self, e: Evidence) -> None:
+        self.items.append(e)
+
+
+def _creatinine_of(ctx: RuleContext, egfr: LabResult) -> LabResult | None:
+    """The creatinine a computed eGFR came from (egfr_series stores its identity as source_id)."""
+    if egfr.source != DERIVED_SOURCE:
+        return None
+    return next((c for c in ctx.timeline.series(CREATININE) if c.identity == egfr.source_id), None)
+
+
+def _egfr_lab(ctx: RuleContext, ev: _Evidence, r: LabResult, role: str) -> None:
+    creatinine = _creatinine_of(ctx, r)
+    if creatinine is None:
+        ev.lab(r, role)
+        return
+    ev.lab(r, f"{role}; computed by CKD-EPI 2021 from serum creatinine")
+    ev.lab(creatinine, f"creatinine behind the computed eGFR of {r.effective_date.isoformat()}")
+
+
+def _egfr_part(ctx: RuleContext, run: _Run, ev: _Evidence) -> str:
+    latest, pct = run.latest, run.change_pct(-1)
+    for r in run.baseline_values:
+        _egfr_lab(ctx, ev, r, "baseline")
+    if run.first.identity != latest.identity:
+        _egfr_lab(ctx, ev, run.first, "first value of this decline")
+    _egfr_lab(ctx, ev, latest, "latest")
+    ev.add(Evidence.derived("egfr_baseline", run.baseline, latest.unit, latest.effective_date,
+                            _span(run.baseline_values)))
+    ev.add(Evidence.derived("egfr_decline_pct", pct, "%", latest.effective_date,
+                            f"latest eGFR vs baseline (warning >= {EGFR_DECLINE_WARNING_PCT:g}%, "
+                            f"critical >= {EGFR_DECLINE_CRITICAL_PCT:g}%)"))
+    computed = _creatinine_of(ctx, latest)
+    how = (f" (computed by CKD-EPI 2021 from serum creatinine {_shown(computed)})" if computed else "")
+    since = (f" eGFR has been this far below baseline since {run.first.effective_date.isoformat()}."
+             if run.first.identity != latest.identity else "")
+    return (f"eGFR {_shown(latest)} on {latest.effective_date.isoformat()}{how} is {_num(pct)}% below "
+            f"the baseline of {_num(run.baseline)} {latest.unit} ({_span(run.baseline_values)}).{since}")
+
+
+def _creatinine_part(run: _Run, course: MedicationEvent, ev: _Evidence) -> str:
+    latest, pct = run.latest, run.change_pct(+1)
+    for r in run.baseline_values:
+        ev.lab(r, "creatinine baseline")
+    if run.first.identity != latest.identity:
+        ev.lab(run.first, "first creatinine of this rise")
+    ev.lab(latest, "latest creatinine")
+    ev.add(Evidence.derived("creatinine_baseline", run.baseline, latest.unit, latest.effective_date,
+                            _span(run.baseline_values)))
+    ev.add(Evidence.derived("creatinine_rise_pct", pct, "%", latest.effective_date,
+                            f"latest creatinine vs baseline (fires > {CREATININE_RISE_ON_CNI_PCT:g}% "
+                            f"on a CNI)"))
+    return (f"Serum creatinine {_shown(latest)} on {latest.effective_date.isoformat()} is {_num(pct)}% "
+            f"above its baseline of {_num(run.baseline)} {latest.unit} ({_span(run.baseline_values)}) "
+            f"during the {course.drug} course started {course.start.isoformat()}.")
+
+
+def _cni_advice(course: MedicationEvent) -> str:
+    return (f"On {course.drug}, calcineurin-inhibitor nephrotoxicity is a possible cause if the change is "
+            f"not otherwise explained: a {course.drug} trough level is advised (KDIGO 2012: check CNI "
+            f"levels on an unexplained creatinine rise > {CREATININE_RISE_ON_CNI_PCT:g}%).")
+
+
+def _why(severity: Severity, has_egfr: bool) -> str:
+    if not has_egfr:
+        return ""
+    if severity == "critical":
+        return (f" A fall of {EGFR_DECLINE_CRITICAL_PCT:g}% or more is a major loss of kidney function "
+                f"and, unless otherwise explained, marks a very high risk of progression (KDIGO 2021).")
+    return (f" A fall of {EGFR_DECLINE_WARNING_PCT:g}% or more that is not otherwise explained marks a high "
+            f"risk of progression (KDIGO 2021); consider excluding reversible causes (volume depletion, "
+            f"drugs, obstruction, renal vein thrombosis).")
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    return []
+    egfr_run = _current_run(ctx.egfr, _egfr_declined)
+    creatinine_run = _current_run(ctx.timeline.series(CREATININE), _creatinine_rose)
+    course = _cni_course(ctx, creatinine_run.latest.effective_date) if creatinine_run else None
+    if course is None:
+        creatinine_run = None  # a creatinine rise alone fires only on a calcineurin inhibitor
+    if egfr_run is None and creatinine_run is None:
+        return []
+
+    severity: Severity = "warning"
+    if egfr_run is not None and egfr_run.change_pct(-1) >= EGFR_DECLINE_CRITICAL_PCT:
+        severity = "critical"
+    ev = _Evidence()
+    parts: list[str] = []
+    if egfr_run is not None:
+        parts.append(_egfr_part(ctx, egfr_run, ev))
+    if creatinine_run is not None and course is not None:
+        parts.append(_creatinine_part(creatinine_run, course, ev))
+    message = " ".join(parts) + _why(severity, egfr_run is not None)
+    cni = course or (_cni_course(ctx, egfr_run.latest.effective_date) if egfr_run else None)
+    if cni is not None:
+        message += " " + _cni_advice(cni)
+        ev.add(Evidence.of_medication(cni))
+    starts = [r.first.effective_date for r in (egfr_run, creatinine_run) if r is not None]
+    # one alert for both conditions: the earliest current run names the episode
+    episode = min(starts).isoformat()
+    return [ctx.finding(RULE_ID, episode, severity, message, ev.items, REFERENCE)]

@@ -1,13 +1,131 @@
-"""PLACEHOLDER: rule monitoring_overdue, to be implemented (see clinical-rules.md)."""
+"""Rule `monitoring_overdue`: a result that should be measured on therapy has not been.
+
+Definition (clinical-rules.md): on immunosuppression, or within 12 months after the last dose of an
+anti-CD20 course, and
+- no proteinuria in 90 days; or
+- no anti-PLA2R in 90 days, for a PLA2R-positive patient; or
+- on a calcineurin inhibitor with no trough of that drug (csa_trough for cyclosporine, tac_trough
+  for tacrolimus) in 60 days.
+Severity info; one finding per missing series. Resolves when the missing result arrives.
+
+Source: KDIGO 2021 GN guideline ch.3 (proteinuria and anti-PLA2R at 3 and 6 months after the start
+of therapy; CNI levels monitored during treatment); clinical-rules.md.
+
+Interpretations:
+- "Days since" run from an anchor = max(last result's date, start of monitoring) to as_of, where the
+  start of monitoring is the earliest start among the immunosuppressants active on as_of and the
+  first doses of the anti-CD20 courses still within their 12 months (for a trough: the earliest
+  start among the records of that CNI active on as_of). So a therapy started less than the window
+  ago is not overdue yet, and the anchor stays put while nothing arrives.
+- "No result in 90 days" = none in the 90 days up to as_of inclusive: overdue from day 91.
+  "Within 12 months" = at most 365 days after the last anti-CD20 dose.
+- "PLA2R-positive" = any anti-PLA2R >= 14 RU/mL up to as_of: a borderline titer is not immunological
+  remission (KDIGO21 < 14), so it needs following just the same.
+- Episode = "<series>:<anchor date>": stable while the result stays missing, new once a result has
+  arrived and gone missing again.
+- Immunosuppression as monitor.therapy.on_immunosuppression defines it: a single-administration
+  record ("once", e.g. an IV cyclophosphamide pulse) counts only on its day.
+"""
 
 from __future__ import annotations
 
-from monitor.findings import Finding
+from dataclasses import dataclass
+from datetime import date
+
+from monitor.events import CALCINEURIN_INHIBITORS, LabResult, MedicationEvent
+from monitor.findings import Evidence, Finding
 from monitor.rules.base import RuleContext
+from monitor.rules.immunological_relapse import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
+from monitor.therapy import IMMUNOSUPPRESSANTS, on_immunosuppression
 
 RULE_ID = "monitoring_overdue"
-REFERENCE = "TODO"
+REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, ch.3 "
+             "(monitor proteinuria and anti-PLA2R at 3 and 6 months of therapy; CNI trough levels)")
+
+# KDIGO21: proteinuria at 3-month intervals during and after therapy
+PROTEINURIA_EVERY_DAYS = 90
+# KDIGO21: anti-PLA2R at 3 and 6 months after the start of therapy
+ANTI_PLA2R_EVERY_DAYS = 90
+# clinical-rules.md: a CNI trough at least every 2 months while on the drug (KDIGO12/KDIGO21: CNI
+# doses are adjusted to trough levels; the 60-day interval itself is this project's choice)
+CNI_TROUGH_EVERY_DAYS = 60
+# clinical-rules.md: monitoring continues 12 months after the last dose of an anti-CD20 course
+AFTER_ANTI_CD20_DAYS = 365
+# KDIGO21: < 14 RU/mL is negative; any titer >= 14 makes the titer worth following
+PLA2R_FOLLOWED_FROM_RU_ML = ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
+# clinical-rules.md: the trough that belongs to each calcineurin inhibitor
+CNI_TROUGH_SERIES: dict[str, str] = {"cyclosporine": "csa_trough", "tacrolimus": "tac_trough"}
+assert set(CNI_TROUGH_SERIES) == CALCINEURIN_INHIBITORS
+
+_LABELS = {"proteinuria": "proteinuria", "anti_pla2r": "anti-PLA2R",
+           "csa_trough": "cyclosporine trough", "tac_trough": "tacrolimus trough"}
+
+
+@dataclass(frozen=True)
+class _Due:
+    series: str  # episode prefix: proteinuria, anti_pla2r, csa_trough, tac_trough
+    results: tuple[LabResult, ...]
+    every_days: int
+    since: MedicationEvent  # the therapy record that opened the monitoring
+    why: str  # plain words for the message: when this result is expected
+    source: str = "KDIGO 2021"
+
+
+def _monitoring_start(ctx: RuleContext) -> MedicationEvent | None:
+    """The therapy record from which monitoring is due (earliest start), or None when none is."""
+    starts: list[MedicationEvent] = []
+    if on_immunosuppression(ctx.timeline, ctx.as_of):
+        starts += [m for m in ctx.timeline.medications
+                   if m.drug in IMMUNOSUPPRESSANTS and m.active_on(ctx.as_of)]
+    starts += [c.doses[0] for c in ctx.courses if (ctx.as_of - c.last_dose).days <= AFTER_ANTI_CD20_DAYS]
+    return min(starts, key=lambda m: m.start) if starts else None
+
+
+def _cni_start(ctx: RuleContext, drug: str) -> MedicationEvent | None:
+    active = [m for m in ctx.timeline.drugs(drug) if m.active_on(ctx.as_of)]
+    return min(active, key=lambda m: m.start) if active else None
+
+
+def _due(ctx: RuleContext) -> list[_Due]:
+    start = _monitoring_start(ctx)
+    due: list[_Due] = []
+    if start is not None:
+        why = "During immunosuppression and in the 12 months after anti-CD20 therapy"
+        due.append(_Due("proteinuria", ctx.proteinuria, PROTEINURIA_EVERY_DAYS, start, why))
+        titers = ctx.timeline.series("anti_pla2r")
+        if any(t.value >= PLA2R_FOLLOWED_FROM_RU_ML for t in titers):
+            why = f"In a PLA2R-positive patient ({why[0].lower()}{why[1:]})"
+            due.append(_Due("anti_pla2r", titers, ANTI_PLA2R_EVERY_DAYS, start, why))
+    for drug, series in sorted(CNI_TROUGH_SERIES.items()):
+        cni = _cni_start(ctx, drug)
+        if cni is not None:
+            due.append(_Due(series, ctx.timeline.series(series), CNI_TROUGH_EVERY_DAYS, cni,
+                            f"While on {drug}, dosed by its level,", "KDIGO 2012/2021"))
+    return due
+
+
+def _overdue(ctx: RuleContext, due: _Due) -> Finding | None:
+    last = due.results[-1] if due.results else None
+    anchor: date = max(last.effective_date, due.since.start) if last else due.since.start
+    days = (ctx.as_of - anchor).days
+    if days <= due.every_days:
+        return None
+    label = _LABELS[due.series]
+    therapy = f"{due.since.drug} started {due.since.start}"
+    if last is not None:
+        observed = (f"No {label} result for {(ctx.as_of - last.effective_date).days} days: the last was "
+                    f"{last.value:g} {last.unit} on {last.effective_date} ({therapy}).")
+    else:
+        observed = f"No {label} result since {due.since.drug} started {days} days ago ({due.since.start})."
+    message = (f"{observed} {due.why} the {label} is worth measuring at least every {due.every_days} "
+               "days ({due.source}), so a measurement may be due.")
+    evidence = [Evidence.of_medication(due.since, note="therapy that makes monitoring due")]
+    if last is not None:
+        evidence.append(Evidence.of_lab(last, note=f"last {label}"))
+    evidence.append(Evidence.derived("days_without_result", days, "d", ctx.as_of,
+                                     f"{label}: since {anchor}; due every {due.every_days} days"))
+    return ctx.finding(RULE_ID, f"{due.series}:{anchor.isoformat()}", "info", message, evidence, REFERENCE)
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    return []
+    return [f for due in _due(ctx) if (f := _overdue(ctx, due)) is not None]

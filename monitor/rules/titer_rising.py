@@ -1,13 +1,92 @@
-"""PLACEHOLDER: rule titer_rising, to be implemented (see clinical-rules.md)."""
+"""Rule `titer_rising`: the anti-PLA2R titer is climbing to a positive level.
+
+Definition (clinical-rules.md): the latest anti-PLA2R is >= 20 RU/mL, and >= 1.5x the lowest value
+of the preceding 12 months, and >= 10 RU/mL above it. The window must hold at least one earlier
+measurement (so the comparison spans two measurements). Severity warning. Resolves when a later
+value no longer meets the condition.
+
+Sources: KDIGO 2021 GN guideline ch.3 (the titer tracks immunological activity; measure it every
+3-6 months); seed review (titer changes precede proteinuria by months).
+
+Interpretations:
+- "12 months" = 365 days before the latest value's date, inclusive; "preceding" = earlier in the
+  series (a same-day earlier result counts).
+- The 1.5x and +10 RU/mL limits are inclusive ("≥"); a tiny tolerance absorbs float rounding so that
+  exactly 1.5x (e.g. 13.3 -> 19.95) counts.
+- Episode = date of the first value of the current run of values that each met the condition
+  against their own window, so a still-rising titer keeps one alert and a new rise after the
+  condition cleared is a new one.
+"""
 
 from __future__ import annotations
 
-from monitor.findings import Finding
+from datetime import timedelta
+
+from monitor.events import LabResult
+from monitor.findings import Evidence, Finding
 from monitor.rules.base import RuleContext
+from monitor.rules.immunological_relapse import ANTI_PLA2R_POSITIVE_FROM_RU_ML
 
 RULE_ID = "titer_rising"
-REFERENCE = "TODO"
+REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, ch.3 "
+             "(anti-PLA2R titer tracks disease activity); 2023 review of IMN treatment")
+
+# clinical-rules.md (KDIGO21: titer tracks activity): the latest must be positive, >= 20 RU/mL
+RISING_TITER_MIN_RU_ML = ANTI_PLA2R_POSITIVE_FROM_RU_ML
+# clinical-rules.md: >= 1.5x the lowest value of the preceding 12 months
+RISE_FACTOR = 1.5
+# clinical-rules.md: and >= 10 RU/mL higher (a doubling of a tiny titer is assay noise)
+RISE_MIN_RU_ML = 10.0
+# clinical-rules.md: preceding 12 months (titers are measured every 3-6 months, KDIGO21)
+LOOKBACK_DAYS = 365
+_EPS = 1e-9  # float tolerance for the inclusive limits
+
+
+def _lowest_before(titers: tuple[LabResult, ...], i: int) -> LabResult | None:
+    """The lowest value in the 12 months before titers[i] (None when the window is empty)."""
+    since = titers[i].effective_date - timedelta(days=LOOKBACK_DAYS)
+    window = [r for r in titers[:i] if r.effective_date >= since]
+    return min(window, key=lambda r: r.value) if window else None
+
+
+def _rise(titers: tuple[LabResult, ...], i: int) -> LabResult | None:
+    """The window's lowest value when titers[i] meets the condition, else None."""
+    value = titers[i].value
+    lowest = _lowest_before(titers, i)
+    if lowest is None or value < RISING_TITER_MIN_RU_ML:
+        return None
+    if value + _EPS >= RISE_FACTOR * lowest.value and value - lowest.value + _EPS >= RISE_MIN_RU_ML:
+        return lowest
+    return None
+
+
+def _run_start(titers: tuple[LabResult, ...]) -> int:
+    """Index of the first value of the trailing run that meets the condition (len when none)."""
+    i = len(titers)
+    while i > 0 and _rise(titers, i - 1) is not None:
+        i -= 1
+    return i
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    return []
+    titers = ctx.timeline.series("anti_pla2r")
+    start = _run_start(titers)
+    if start == len(titers):
+        return []
+    latest = titers[-1]
+    lowest = _rise(titers, len(titers) - 1)
+    assert lowest is not None  # the run is non-empty, so the latest value meets the condition
+    ratio = latest.value / lowest.value if lowest.value > 0 else float("inf")
+    ratio_text = f"{ratio:.1f}x" if lowest.value > 0 else "up from 0"
+    rise = latest.value - lowest.value
+    message = (f"Anti-PLA2R is rising: {latest.value:g} RU/mL on {latest.effective_date}, up from "
+               f"{lowest.value:g} RU/mL on {lowest.effective_date} ({ratio_text}, +{rise:g} RU/mL; lowest value of the preceding {LOOKBACK_DAYS} days). A rising titer signals "
+               "renewed immunological activity and may precede a rise in proteinuria; a review of "
+               "proteinuria and of the treatment plan may be worth considering.")
+    evidence = [Evidence.of_lab(lowest, note=f"lowest in the preceding {LOOKBACK_DAYS} days"),
+                Evidence.of_lab(latest, note="latest value")]
+    if lowest.value > 0:
+        evidence.append(Evidence.derived("anti_pla2r_rise_ratio", ratio, "ratio", latest.effective_at,
+                                         f"latest / lowest; fires at >= {RISE_FACTOR:g}"))
+    return [ctx.finding(RULE_ID, titers[start].effective_date.isoformat(), "warning", message,
+                        evidence, REFERENCE)]

@@ -1,0 +1,176 @@
+"""The analyte catalogue (monitor/analytes.py): every conversion factor of clinical-rules.md, checked
+against pint where pint can express it, lenient spellings, rejected units, LOINC codes, limits."""
+
+from __future__ import annotations
+
+import pint
+import pytest
+
+from monitor.analytes import (
+    ANALYTES,
+    ImplausibleValueError,
+    UnitError,
+    UnknownAnalyteError,
+    analyte,
+    normalise_unit,
+)
+
+UREG = pint.UnitRegistry()
+Q = UREG.Quantity
+
+CREATININE_G_PER_MOL = 113.12  # clinical-rules.md, "Units"
+CYCLOSPORINE_G_PER_MOL = 1202.6
+TACROLIMUS_G_PER_MOL = 804.0
+
+
+def factor(key: str, unit: str) -> float:
+    return ANALYTES[key].to_canonical(1.0, unit)
+
+
+# (analyte, unit, factor to canonical) exactly as clinical-rules.md and design.md state them
+STATED_FACTORS = [
+    ("anti_pla2r", "RU/mL", 1.0), ("anti_pla2r", "U/mL", 1.0),
+    ("proteinuria_24h", "g/d", 1.0), ("proteinuria_24h", "g/24h", 1.0),
+    ("proteinuria_24h", "mg/d", 0.001), ("proteinuria_24h", "mg/24h", 0.001),
+    ("upcr", "g/g", 1.0), ("upcr", "mg/mg", 1.0), ("upcr", "mg/g", 0.001),
+    ("upcr", "mg/mmol", 0.00884), ("upcr", "g/mmol", 8.84),
+    ("serum_albumin", "g/L", 1.0), ("serum_albumin", "g/dL", 10.0), ("serum_albumin", "mg/dL", 0.01),
+    ("serum_creatinine", "umol/L", 1.0), ("serum_creatinine", "mg/dL", 88.42),
+    ("egfr", "mL/min/1.73m2", 1.0),
+    ("csa_trough", "ng/mL", 1.0), ("csa_trough", "ug/L", 1.0), ("csa_trough", "nmol/L", 1.2026),
+    ("tac_trough", "ng/mL", 1.0), ("tac_trough", "ug/L", 1.0), ("tac_trough", "nmol/L", 0.8040),
+    ("cd19_count", "cells/uL", 1.0), ("cd19_count", "/mm3", 1.0), ("cd19_count", "10^6/L", 1.0),
+    ("cd19_count", "10^9/L", 1000.0),
+]
+
+
+@pytest.mark.parametrize(("key", "unit", "expected"), STATED_FACTORS)
+def test_stated_factor(key: str, unit: str, expected: float) -> None:
+    assert factor(key, unit) == pytest.approx(expected, rel=1e-12)
+
+
+def test_every_accepted_unit_has_a_stated_factor() -> None:
+    stated = {(k, normalise_unit(u)) for k, u, _ in STATED_FACTORS}
+    for a in ANALYTES.values():
+        for unit in a.units:
+            assert (a.key, normalise_unit(unit)) in stated, f"{a.key} {unit} has no checked factor"
+
+
+# pint: the same conversions from first principles (molar masses where a mass <-> amount is needed)
+PINT_CHECKS = [
+    ("serum_albumin", "g/dL", Q(1, "g/dL").to("g/L").magnitude, 1e-12),
+    ("serum_albumin", "mg/dL", Q(1, "mg/dL").to("g/L").magnitude, 1e-12),
+    ("proteinuria_24h", "mg/d", Q(1, "mg/day").to("g/day").magnitude, 1e-12),
+    ("upcr", "mg/g", Q(1, "mg/g").to("g/g").magnitude, 1e-12),
+    # UPCR mg protein per mmol creatinine -> g/g via creatinine 113.12 g/mol; 0.00884 is rounded
+    ("upcr", "mg/mmol",
+     (Q(1, "mg/mmol") / Q(CREATININE_G_PER_MOL, "g/mol")).to("dimensionless").magnitude, 5e-5),
+    # 88.42 is the conventional factor; 113.12 g/mol gives 88.40 (0.02% apart: clinically equal)
+    ("serum_creatinine", "mg/dL",
+     (Q(1, "mg/dL") / Q(CREATININE_G_PER_MOL, "g/mol")).to("umol/L").magnitude, 5e-4),
+    ("csa_trough", "nmol/L", (Q(1, "nmol/L") * Q(CYCLOSPORINE_G_PER_MOL, "g/mol")).to("ng/mL").magnitude, 1e-12),
+    ("tac_trough", "nmol/L", (Q(1, "nmol/L") * Q(TACROLIMUS_G_PER_MOL, "g/mol")).to("ng/mL").magnitude, 1e-12),
+    ("csa_trough", "ug/L", Q(1, "ug/L").to("ng/mL").magnitude, 1e-12),
+    ("cd19_count", "10^9/L", Q(1e9, "1/L").to("1/uL").magnitude, 1e-12),
+    ("cd19_count", "10^6/L", Q(1e6, "1/L").to("1/uL").magnitude, 1e-12),
+    ("cd19_count", "/mm3", Q(1, "1/mm**3").to("1/uL").magnitude, 1e-12),
+]
+
+
+@pytest.mark.parametrize(("key", "unit", "expected", "rel"), PINT_CHECKS)
+def test_factor_agrees_with_pint(key: str, unit: str, expected: float, rel: float) -> None:
+    assert factor(key, unit) == pytest.approx(expected, rel=rel)
+
+
+def test_creatinine_conventional_factor_is_not_the_pint_one_exactly() -> None:
+    # documents the 0.02% difference, so a change of either number is a visible decision
+    pint_factor = (Q(1, "mg/dL") / Q(CREATININE_G_PER_MOL, "g/mol")).to("umol/L").magnitude
+    assert factor("serum_creatinine", "mg/dL") - pint_factor == pytest.approx(0.018, abs=0.001)
+
+
+@pytest.mark.parametrize(("key", "spelling", "expected"), [
+    ("serum_creatinine", "umol/L", 1.0), ("serum_creatinine", "\u00b5mol/L", 1.0),
+    ("serum_creatinine", "\u03bcmol/L", 1.0), ("serum_creatinine", "umol/l", 1.0),
+    ("serum_creatinine", "mcmol/L", 1.0), ("serum_creatinine", "MG/DL", 88.42),
+    ("cd19_count", "cells/uL", 1.0), ("cd19_count", "cells/\u00b5L", 1.0), ("cd19_count", "/uL", 1.0),
+    ("cd19_count", "10*9/L", 1000.0), ("cd19_count", "x10^9/L", 1000.0), ("cd19_count", "10*6/L", 1.0),
+    ("cd19_count", "{cells}/uL", 1.0), ("cd19_count", "cells/mm3", 1.0),
+    ("proteinuria_24h", "g/24 h", 1.0), ("proteinuria_24h", "mg/24h", 0.001),
+    ("proteinuria_24h", "mg/24 hours", 0.001), ("proteinuria_24h", "g/day", 1.0),
+    ("serum_albumin", "g/l", 1.0), ("serum_albumin", " g / dL ", 10.0),
+    ("csa_trough", "\u00b5g/L", 1.0), ("csa_trough", "mcg/L", 1.0), ("csa_trough", "ng/ml", 1.0),
+])
+def test_lenient_spellings(key: str, spelling: str, expected: float) -> None:
+    assert factor(key, spelling) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("key", "unit"), [
+    ("serum_albumin", "mg/mmol"),  # a UPCR unit
+    ("serum_albumin", "umol/L"),  # a creatinine unit: albumin in umol/L needs a molar mass
+    ("serum_creatinine", "g/L"),  # an albumin unit
+    ("serum_creatinine", "mmol/L"),  # not listed: quarantined, never guessed
+    ("anti_pla2r", "ng/mL"),
+    ("proteinuria_24h", "g/g"),  # a ratio is not a 24-h amount
+    ("upcr", "g/d"),
+    ("csa_trough", "mg/dL"),
+    ("cd19_count", "%"),  # a percentage of lymphocytes is not a count
+    ("egfr", "mL/min"),  # not normalised to 1.73 m2
+    ("serum_albumin", "bananas"),
+    ("serum_albumin", ""),
+    ("serum_albumin", "g/dLL"),
+])
+def test_unit_of_another_analyte_or_nonsense_is_rejected(key: str, unit: str) -> None:
+    with pytest.raises(UnitError) as exc:
+        ANALYTES[key].to_canonical(1.0, unit)
+    assert key in str(exc.value) and "not accepted" in str(exc.value)
+    assert exc.value.field == "unit"
+
+
+@pytest.mark.parametrize(("code", "key"), [
+    ("73737-9", "anti_pla2r"), ("2889-4", "proteinuria_24h"), ("2890-2", "upcr"), ("34366-2", "upcr"),
+    ("1751-7", "serum_albumin"), ("2160-0", "serum_creatinine"), ("14682-9", "serum_creatinine"),
+    ("98979-8", "egfr"), ("3520-4", "csa_trough"), ("11253-5", "tac_trough"), ("8116-2", "cd19_count"),
+])
+def test_loinc_lookup(code: str, key: str) -> None:
+    assert analyte(code).key == key
+    assert analyte(f" {code} ").key == key
+
+
+def test_key_and_alias_lookup_and_unknown() -> None:
+    assert analyte("ANTI_PLA2R").key == "anti_pla2r"
+    assert analyte("PLA2R").key == "anti_pla2r"
+    assert analyte("albumin").key == "serum_albumin"
+    with pytest.raises(UnknownAnalyteError) as exc:
+        analyte("12345-6")
+    assert "12345-6" in str(exc.value) and exc.value.field == "analyte"
+    with pytest.raises(UnknownAnalyteError):
+        analyte("ferritin")
+
+
+@pytest.mark.parametrize(("key", "ok", "bad"), [
+    ("serum_albumin", [3.0, 80.0], [2.9, 80.1, -1.0]),
+    ("proteinuria_24h", [0.0, 50.0], [50.01, -0.1]),
+    ("upcr", [0.0, 50.0], [50.01, -0.1]),
+    ("serum_creatinine", [5.0, 3000.0], [4.9, 3000.1]),
+    ("egfr", [0.0, 250.0], [-1.0, 250.1]),
+    ("anti_pla2r", [0.0, 100_000.0], [-0.1]),
+    ("tac_trough", [0.0, 200.0], [200.1]),
+    ("csa_trough", [0.0, 5000.0], [5000.1]),
+    ("cd19_count", [0.0, 10_000.0], [-1.0, 10_000.1]),
+])
+def test_plausibility_limits(key: str, ok: list[float], bad: list[float]) -> None:
+    spec = ANALYTES[key]
+    for v in ok:
+        spec.check_plausible(v)
+    for v in bad:
+        with pytest.raises(ImplausibleValueError) as exc:
+            spec.check_plausible(v)
+        assert exc.value.field == "value" and key in str(exc.value)
+
+
+def test_every_analyte_has_loinc_canonical_unit_and_limits() -> None:
+    for a in ANALYTES.values():
+        assert a.loinc, a.key
+        assert a.to_canonical(1.0, a.canonical_unit) == 1.0
+        low, high = a.plausible
+        assert 0 <= low < high

@@ -65,8 +65,8 @@ class Assessment:
 def assess(timeline: Timeline, as_of: date) -> Assessment:
     known = timeline.until(as_of)
     proteinuria = known.proteinuria()
-    remission = remission_history(known, proteinuria)
     egfr = egfr_series(known)
+    remission = remission_history(known, proteinuria, egfr)
     courses = anti_cd20_courses(known, as_of)
     ctx = RuleContext(known, as_of, proteinuria, egfr, remission, courses)
     findings = [f for rule in RULES for f in rule.evaluate(ctx)]

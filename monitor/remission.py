@@ -25,6 +25,12 @@ CONFIRMATION_DAYS = 7  # KDIGO21: two values at least one week apart
 # KDIGO21 CR requires "a normal serum albumin"; 35 g/L is the usual lower reference limit
 ALBUMIN_LOWER_NORMAL_G_L = 35.0
 ALBUMIN_FOR_CR_LOOKBACK_DAYS = 90  # an albumin older than this says nothing about the remission
+# KDIGO21 PR/CR need a stable (CR: normal) serum creatinine: proteinuria that falls while the kidney
+# fails is a shrinking filtered load, not a remission (Troyanov, Kidney Int 2004). "Stable" here =
+# the eGFR at confirmation has not fallen >= 25% below the episode's baseline (the egfr_decline
+# threshold, KDIGO21: a >= 25-30% fall marks progression).
+UNSTABLE_EGFR_FALL_FRACTION = 0.25
+EGFR_BASELINE_LOOKBACK_DAYS = 90  # the episode's baseline eGFR: the last one up to 90 days before it
 
 State = Literal[
     "no_data", "nephrotic", "non_nephrotic", "partial_remission", "complete_remission",
@@ -132,9 +138,29 @@ class _Builder:
         self.relapse_first = self.relapse_after = self.relapse_confirmed_at = None
 
 
-def remission_history(timeline: Timeline, proteinuria: tuple[LabResult, ...] | None = None) -> RemissionHistory:
-    """Walk the proteinuria series once and return the state it ends in, with its history."""
+def _egfr_stable(egfr: tuple[LabResult, ...], episode_start: date | None, on: date) -> bool:
+    """No eGFR fall >= 25% from the episode's baseline by `on` (no eGFR data: nothing speaks against)."""
+    if not egfr or episode_start is None:
+        return True
+    earliest = episode_start - timedelta(days=EGFR_BASELINE_LOOKBACK_DAYS)
+    before = [e for e in egfr if earliest <= e.effective_date <= episode_start]
+    after = [e for e in egfr if episode_start < e.effective_date <= on]
+    baseline = before[-1] if before else (after[0] if after else None)
+    latest = after[-1] if after else (before[-1] if before else None)
+    if baseline is None or latest is None or baseline.value <= 0:
+        return True
+    return latest.value > baseline.value * (1 - UNSTABLE_EGFR_FALL_FRACTION)
+
+
+def remission_history(timeline: Timeline, proteinuria: tuple[LabResult, ...] | None = None,
+                      egfr: tuple[LabResult, ...] | None = None) -> RemissionHistory:
+    """Walk the proteinuria series once and return the state it ends in, with its history.
+
+    `egfr` (reported and computed, monitor.egfr.egfr_series) guards PR/CR: not while kidney
+    function falls; without it only reported eGFR values are used.
+    """
     series = timeline.proteinuria() if proteinuria is None else proteinuria
+    kidney = timeline.series("egfr") if egfr is None else egfr
     b = _Builder()
     for x in series:
         d = x.effective_date
@@ -143,7 +169,7 @@ def remission_history(timeline: Timeline, proteinuria: tuple[LabResult, ...] | N
         if b.remitted is not None:  # in remission, or an unconfirmed relapse of one
             if _relapse_step(b, x, d):
                 continue
-        _disease_step(b, timeline, x, d)
+        _disease_step(b, timeline, x, d, kidney)
 
     open_relapse = None
     if b.relapse_first is not None and b.relapse_after is not None:
@@ -180,7 +206,8 @@ def _relapse_step(b: _Builder, x: LabResult, d: date) -> bool:
     return False
 
 
-def _disease_step(b: _Builder, timeline: Timeline, x: LabResult, d: date) -> None:
+def _disease_step(b: _Builder, timeline: Timeline, x: LabResult, d: date,
+                  egfr: tuple[LabResult, ...] = ()) -> None:
     assert b.peak is not None
     if b.remitted is None and x.value > b.peak.value:
         b.peak = x
@@ -199,9 +226,9 @@ def _disease_step(b: _Builder, timeline: Timeline, x: LabResult, d: date) -> Non
     if b.remitted is None:
         kind: Literal["partial", "complete"] | None = None
         run: list[LabResult] = []
-        if complete:
+        if complete and _egfr_stable(egfr, b.episode_start, d):
             kind, run = "complete", b.cr_run
-        elif _span_days(b.pr_run) >= CONFIRMATION_DAYS:
+        elif _span_days(b.pr_run) >= CONFIRMATION_DAYS and _egfr_stable(egfr, b.episode_start, d):
             kind, run = "partial", b.pr_run
         if kind is not None:
             b.remitted = Remission(kind, d, (run[0], run[-1]))

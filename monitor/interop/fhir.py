@@ -1,0 +1,495 @@
+"""FHIR R4 (validated with fhir.resources.R4B) to events: Bundle, Observation, Patient and
+MedicationAdministration / MedicationStatement / MedicationRequest.
+
+Each resource is validated on its own, so one invalid entry is quarantined with the validator's
+message and the rest of the Bundle still lands. References are resolved within the payload
+(fullUrl such as urn:uuid:..., Type/id, contained #id).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from monitor.analytes import ANALYTES, normalise_unit
+from monitor.interop.base import (
+    NOT_UTF8,
+    Event,
+    ParseResult,
+    Rejected,
+    catalogue_key,
+    decode,
+    has_unstorable,
+    retraction_placeholder,
+    to_event,
+)
+from monitor.interop.codemap import CodeMap
+from monitor.interop.fhir_refs import Index, patient_id_of, resolve
+from monitor.interop.hl7v2 import NOT_MONITORED
+from monitor.interop.units import canonical_spelling
+
+BUNDLE_TYPES = frozenset(
+    {
+        "collection",
+        "batch",
+        "transaction",
+        "searchset",
+        "message",
+        "history",
+        "batch-response",
+        "transaction-response",
+        "document",
+    }
+)
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+# resources that give context (or are resolved by reference) but are no event of their own
+CONTEXT_TYPES = frozenset(
+    {
+        "Practitioner",
+        "PractitionerRole",
+        "Organization",
+        "Encounter",
+        "Specimen",
+        "DiagnosticReport",
+        "ServiceRequest",
+        "Location",
+        "Device",
+        "Provenance",
+        "OperationOutcome",
+        "MessageHeader",
+        "Medication",
+        "Composition",
+        "Condition",
+    }
+)
+OBSERVATION_STATUS = {
+    "final": "final",
+    "amended": "corrected",
+    "corrected": "corrected",
+    "entered-in-error": "entered-in-error",
+    "preliminary": "preliminary",
+    "registered": "preliminary",
+}
+MEDICATION_STATUS = {
+    "MedicationAdministration": {
+        "completed": "final",
+        "in-progress": "final",
+        "stopped": "final",
+        "on-hold": "final",
+        "unknown": "final",
+        "entered-in-error": "entered-in-error",
+    },
+    "MedicationStatement": {
+        "active": "final",
+        "completed": "final",
+        "stopped": "final",
+        "on-hold": "final",
+        "unknown": "final",
+        "entered-in-error": "entered-in-error",
+    },
+    "MedicationRequest": {
+        "active": "final",
+        "completed": "final",
+        "stopped": "final",
+        "on-hold": "final",
+        "unknown": "final",
+        "entered-in-error": "entered-in-error",
+        "cancelled": "entered-in-error",
+    },
+}
+
+
+def parse_fhir(data: bytes | str, code_map: CodeMap | None = None) -> ParseResult:
+    code_map = code_map or CodeMap.empty()
+    result = ParseResult([], [], "fhir")
+    text = decode(data)
+    if has_unstorable(text):
+        result.rejected.append(Rejected(None, "(payload)", "", f"FHIR JSON is {NOT_UTF8}", text))
+        return result
+    items = _items(text, result)
+    index = Index.build([res for _, res, url in items], [url for _, res, url in items])
+    for position, resource, _url in items:
+        try:
+            outcome = _resource(resource, position, index, code_map)
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError, RecursionError) as exc:
+            outcome = [
+                Rejected(position, "(resource)", "", f"resource could not be read: {exc}", _dump(resource))
+            ]
+        for item in outcome:
+            (result.rejected if isinstance(item, Rejected) else result.events).append(item)  # type: ignore[arg-type]
+    return result
+
+
+def _items(text: str, result: ParseResult) -> list[tuple[int | None, dict[str, Any], str]]:
+    """(position, resource, fullUrl) for a Bundle's entries, a single resource, or FHIR NDJSON lines."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":
+            return _ndjson_items(text, result)
+        result.rejected.append(
+            Rejected(
+                None,
+                "(payload)",
+                text[:80],
+                f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                text,
+            )
+        )
+        return []
+    except (ValueError, RecursionError) as exc:
+        result.rejected.append(Rejected(None, "(payload)", text[:80], f"invalid JSON: {exc}", text))
+        return []
+    if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
+        result.rejected.append(
+            Rejected(None, "resourceType", "", "not a FHIR resource (a JSON object with resourceType)", text)
+        )
+        return []
+    if doc["resourceType"] != "Bundle":
+        return [(None, doc, "")]
+    kind = doc.get("type")
+    if not isinstance(kind, str) or kind not in BUNDLE_TYPES:
+        result.rejected.append(
+            Rejected(
+                None,
+                "Bundle.type",
+                str(kind),
+                f"unknown Bundle type (expected one of {', '.join(sorted(BUNDLE_TYPES))})",
+                text,
+            )
+        )
+        return []
+    entries = doc.get("entry", [])
+    if not isinstance(entries, list):
+        result.rejected.append(Rejected(None, "Bundle.entry", "", "Bundle.entry must be a list", text))
+        return []
+    items: list[tuple[int | None, dict[str, Any], str]] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            result.rejected.append(
+                Rejected(i, f"entry[{i}]", _dump(entry)[:80], "entry is not an object", _dump(entry))
+            )
+            continue
+        resource = entry.get("resource")
+        method = (
+            (entry.get("request") or {}).get("method") if isinstance(entry.get("request"), dict) else None
+        )
+        if method == "DELETE":
+            result.rejected.append(
+                Rejected(
+                    i,
+                    f"entry[{i}].request",
+                    "DELETE",
+                    "a DELETE entry names no result "
+                    "to retract: send the resource with status entered-in-error",
+                    _dump(entry),
+                )
+            )
+            continue
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            if resource is None and isinstance(entry.get("response"), dict):
+                continue  # a transaction-response entry without the resource: nothing to read
+            result.rejected.append(
+                Rejected(i, f"entry[{i}].resource", "", "entry has no FHIR resource", _dump(entry))
+            )
+            continue
+        url = entry.get("fullUrl")
+        items.append((i, resource, url if isinstance(url, str) else ""))
+    return items
+
+
+def _ndjson_items(text: str, result: ParseResult) -> list[tuple[int | None, dict[str, Any], str]]:
+    """FHIR bulk data: one resource per line (line numbers 1-based)."""
+    items: list[tuple[int | None, dict[str, Any], str]] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            res = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            result.rejected.append(Rejected(number, "(line)", line[:80], f"invalid JSON: {exc}", line))
+            continue
+        if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+            result.rejected.append(Rejected(number, "resourceType", line[:80], "not a FHIR resource", line))
+            continue
+        items.append((number, res, ""))
+    return items
+
+
+def _dump(obj: Any) -> str:
+    try:
+        return json.dumps(obj, default=str)[:4096]
+    except (ValueError, TypeError, RecursionError):
+        return repr(obj)[:4096]
+
+
+def _validated(resource: dict[str, Any], position: int | None) -> Any | Rejected:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    kind = resource["resourceType"]
+    try:
+        model = get_fhir_model_class(kind)
+    except (ValueError, KeyError, ImportError, AttributeError):
+        return Rejected(
+            position, "resourceType", kind, f"{kind!r} is not an R4 resource type", _dump(resource)
+        )
+    try:
+        return model.model_validate(resource)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0] if errors else {}
+        loc = ".".join(str(p) for p in first.get("loc", ())) or kind
+        shown = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or kind}: {e.get('msg')}" for e in errors[:5]
+        )
+        more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+        value = first.get("input")
+        return Rejected(
+            position,
+            loc,
+            _dump(value)[:80] if value is not None else "",
+            f"FHIR R4 validation failed: {shown}{more}",
+            _dump(resource),
+        )
+    except (ValueError, TypeError, RecursionError) as exc:
+        return Rejected(position, kind, "", f"FHIR R4 validation failed: {exc}", _dump(resource))
+
+
+def _resource(
+    resource: dict[str, Any], position: int | None, index: Index, code_map: CodeMap
+) -> list[Event | Rejected]:
+    kind = resource["resourceType"]
+    handler = {
+        "Observation": _observation,
+        "Patient": _patient,
+        "MedicationAdministration": _medication,
+        "MedicationStatement": _medication,
+        "MedicationRequest": _medication,
+    }.get(kind)
+    if handler is None:
+        if kind in CONTEXT_TYPES:
+            return []
+        return [
+            Rejected(
+                position,
+                "resourceType",
+                kind,
+                f"resource type {kind!r} is not read by this monitor (Observation, Patient, Medication* are)",
+                _dump(resource),
+            )
+        ]
+    model = _validated(resource, position)
+    if isinstance(model, Rejected):
+        return [model]
+    out: list[Event | Rejected] = []
+    # a contained Patient (referenced as "#id") is a demographic record of its own
+    for contained in resource.get("contained") or []:
+        if isinstance(contained, dict) and contained.get("resourceType") == "Patient" and kind != "Patient":
+            out.extend(_patient(contained, position, index, code_map, validate=True))
+    out.extend(handler(model, position, index, code_map, raw=resource))
+    return out
+
+
+def _patient(
+    res: Any,
+    position: int | None,
+    index: Index,
+    code_map: CodeMap,
+    validate: bool = False,
+    raw: dict[str, Any] | None = None,
+) -> list[Event | Rejected]:
+    if validate:
+        raw = res
+        res = _validated(res, position)
+        if isinstance(res, Rejected):
+            return [res]
+    record: dict[str, Any] = {"type": "patient", "patient_id": patient_id_of(raw or {})}
+    birth = res.birthDate
+    if isinstance(birth, date):
+        record["birth_date"] = birth
+    if res.gender:
+        record["sex"] = res.gender
+    return [to_event(record, position, _dump(raw))]
+
+
+def _identity(res: Any) -> tuple[str | None, str | None]:
+    """source/source_id: the first identifier (system, value), else meta.source and Type/id."""
+    for ident in res.identifier or []:
+        if ident.value:
+            return (ident.system or None), ident.value
+    if res.id:
+        meta_source = res.meta.source if res.meta is not None else None
+        return meta_source or "fhir", f"{res.get_resource_type()}/{res.id}"
+    return None, None
+
+
+def _subject(res: Any, attr: str, index: Index, container: dict[str, Any]) -> str | Rejected:
+    ref = getattr(res, attr, None)
+    if ref is None:
+        return Rejected(None, attr, "", f"{attr} is missing: whose result is this?", "")
+    found, why = resolve(ref, index, container)
+    if found is None:
+        return Rejected(None, f"{attr}.reference", ref.reference or "", why, "")
+    return found
+
+
+def _when(value: Any) -> datetime | date | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return value
+    return None  # partial dates ("2025", "2025-01") are too imprecise for a timeline
+
+
+def _observation(
+    obs: Any, position: int | None, index: Index, code_map: CodeMap, raw: dict[str, Any]
+) -> list[Event | Rejected]:
+    dump = _dump(raw)
+
+    def reject(field: str, value: str, reason: str) -> list[Event | Rejected]:
+        return [Rejected(position, field, value, reason, dump)]
+
+    status = OBSERVATION_STATUS.get(obs.status)
+    if status is None:
+        return reject(
+            "status",
+            obs.status,
+            "observation status means there is no result (only final, amended, "
+            "corrected, preliminary, registered, entered-in-error are read)",
+        )
+    source, source_id = _identity(obs)
+    key = _analyte(obs, code_map, source)
+    if key is None:
+        codes = ", ".join(f"{c.system or '?'}|{c.code}" for c in (obs.code.coding or [])) or (
+            obs.code.text or ""
+        )
+        return reject(
+            "code",
+            codes[:80],
+            f"{NOT_MONITORED}: {codes or 'no code'} is neither a catalogue LOINC code nor in the code map",
+        )
+    patient = _subject(obs, "subject", index, raw)
+    if isinstance(patient, Rejected):
+        return reject(patient.field, patient.value, patient.reason)
+    qty = obs.valueQuantity
+    comparator = None
+    if qty is None or qty.value is None:
+        if status != "entered-in-error":
+            why = (
+                f"no value (dataAbsentReason: {_concept_text(obs.dataAbsentReason)})"
+                if obs.dataAbsentReason
+                else "no valueQuantity: only numeric results are read"
+            )
+            return reject("valueQuantity", "", why)
+        value, unit = retraction_placeholder(key), ANALYTES[key].canonical_unit  # a retraction needs no value
+    else:
+        value, comparator = float(Decimal(qty.value)), qty.comparator
+        unit = _unit(qty, key, code_map, source)
+        if not unit:
+            return reject("valueQuantity.unit", "", "valueQuantity has no unit (unit or UCUM code)")
+    when = (
+        _when(obs.effectiveDateTime)
+        or (_when(obs.effectivePeriod.start) if obs.effectivePeriod else None)
+        or _when(obs.effectiveInstant)
+        or _when(obs.issued)
+    )
+    if when is None:
+        return reject(
+            "effectiveDateTime",
+            str(obs.effectiveDateTime or ""),
+            "no effective time precise to the day "
+            "(effectiveDateTime, effectivePeriod.start, effectiveInstant or issued)",
+        )
+    record: dict[str, Any] = {
+        "type": "lab",
+        "patient_id": patient,
+        "analyte": key,
+        "value": value,
+        "unit": unit,
+        "comparator": comparator,
+        "effective_at": when,
+        "status": status,
+        "source": _cut(source),
+        "source_id": _cut(source_id),
+        "recorded_at": obs.issued if isinstance(obs.issued, datetime) else None,
+    }
+    return [to_event(record, position, dump)]
+
+
+def _cut(text: str | None) -> str | None:
+    return text[:200] if text else None
+
+
+def _analyte(obs: Any, code_map: CodeMap, source: str | None) -> str | None:
+    codings = obs.code.coding or []
+    for c in codings:
+        if c.system == LOINC and c.code:
+            found = catalogue_key(c.code)
+            if found:
+                return found
+    for c in codings:
+        if c.code:
+            mapped = code_map.analyte(c.code, c.system, source)
+            if mapped:
+                return mapped
+    return None
+
+
+def _unit(qty: Any, key: str, code_map: CodeMap, source: str | None) -> str:
+    """The first of UCUM code and display unit that the analyte accepts, else the first given (so that
+    the rejection names what was sent)."""
+    accepted = {normalise_unit(u) for u in ANALYTES[key].units}
+    candidates = [u for u in ((qty.code if qty.system in (UCUM, None) else None), qty.unit) if u]
+    spelled = [canonical_spelling(u, code_map, source, qty.system) for u in candidates]
+    return next((u for u in spelled if normalise_unit(u) in accepted), spelled[0] if spelled else "")
+
+
+def _concept_text(concept: Any) -> str:
+    if concept is None:
+        return ""
+    if concept.text:
+        return concept.text
+    return next((c.display or c.code or "" for c in concept.coding or []), "")
+
+
+def _medication(
+    res: Any, position: int | None, index: Index, code_map: CodeMap, raw: dict[str, Any]
+) -> list[Event | Rejected]:
+    from monitor.interop.fhir_meds import medication_record
+
+    dump = _dump(raw)
+    kind = res.get_resource_type()
+    status = MEDICATION_STATUS[kind].get(res.status)
+    if status is None:
+        return [
+            Rejected(
+                position,
+                "status",
+                res.status,
+                f"{kind} status {res.status!r} means no drug was given or is being taken",
+                dump,
+            )
+        ]
+    patient = _subject(res, "subject", index, raw)
+    if isinstance(patient, Rejected):
+        return [Rejected(position, patient.field, patient.value, patient.reason, dump)]
+    source, source_id = _identity(res)
+    record = medication_record(res, index, code_map, source)
+    if isinstance(record, tuple):
+        field, value, reason = record
+        return [Rejected(position, field, value, reason, dump)]
+    record.update(
+        {
+            "type": "medication",
+            "patient_id": patient,
+            "status": status,
+            "source": _cut(source),
+            "source_id": _cut(source_id),
+        }
+    )
+    return [to_event(record, position, dump)]

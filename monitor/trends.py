@@ -3,7 +3,9 @@ slope and halving time. No thresholds of rules live here except the anti-PLA2R c
 
 anti-PLA2R classes (Euroimmun ELISA, RU/mL; clinical-rules.md "Series the rules read"): negative < 14
 (KDIGO21 uses < 14 RU/mL as immunological remission; Mayo Clinic Laboratories PLA2M reference values),
-borderline 14-19.9, positive >= 20 (the manufacturer's cut-off).
+borderline 14-19.9, positive >= 20 (the manufacturer's cut-off). These two cut-offs are defined here
+once; the rules that read the titer (immunological_relapse, titer_rising, relapse, rtx_non_response,
+monitoring_overdue) import them.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Literal, Sequence
 
 from monitor.events import LabResult
 
-PLA2R_NEGATIVE_BELOW_RU_ML = 14.0  # KDIGO21, Mayo PLA2M: < 14 negative
-PLA2R_POSITIVE_FROM_RU_ML = 20.0  # Euroimmun cut-off, Mayo PLA2M: >= 20 positive
+# KDIGO21 / Euroimmun ELISA (Mayo PLA2M reference values): < 14 RU/mL negative = immunological remission
+ANTI_PLA2R_NEGATIVE_BELOW_RU_ML = 14.0
+# Euroimmun ELISA manufacturer's cut-off (Mayo PLA2M): >= 20 RU/mL positive; 14-19.9 borderline
+ANTI_PLA2R_POSITIVE_FROM_RU_ML = 20.0
 SLOPE_PERIOD_DAYS = 30  # slopes are reported per 30 days (about a month)
 
 TiterClass = Literal["negative", "borderline", "positive"]
@@ -23,9 +27,9 @@ TiterClass = Literal["negative", "borderline", "positive"]
 
 def titer_class(value_ru_ml: float) -> TiterClass:
     """anti-PLA2R class of a value in RU/mL: negative < 14, borderline 14-19.9, positive >= 20."""
-    if value_ru_ml < PLA2R_NEGATIVE_BELOW_RU_ML:
+    if value_ru_ml < ANTI_PLA2R_NEGATIVE_BELOW_RU_ML:
         return "negative"
-    if value_ru_ml < PLA2R_POSITIVE_FROM_RU_ML:
+    if value_ru_ml < ANTI_PLA2R_POSITIVE_FROM_RU_ML:
         return "borderline"
     return "positive"
 

@@ -7,6 +7,7 @@ A parser never raises for bad input: what it cannot understand becomes a `Reject
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -157,9 +158,27 @@ def catalogue_key(code: str) -> str | None:
         return None
 
 
-def retraction_placeholder(key: str) -> float:
-    """A value for a retraction (HL7 D, FHIR entered-in-error) that repeats none: LabResult needs
-    one, and it must pass the plausibility check. It is never read: retractions are found by
-    identity and ignored by the rules. (Better: LabResult.value optional for entered-in-error.)"""
-    low, _high = ANALYTES[key].plausible
-    return max(low, 0.0)
+def retraction_placeholder(key: str) -> tuple[float, str]:
+    """A value and unit for a retraction (HL7 D, FHIR entered-in-error) that repeats none: LabResult
+    needs them, and the value must pass the plausibility check. It is never read: retractions are
+    found by identity and ignored by the rules. (Better: LabResult.value optional for entered-in-error.)"""
+    spec = ANALYTES[key]
+    low, _high = spec.plausible
+    return max(low, 0.0), spec.canonical_unit
+
+
+def coded_analyte(codes: Sequence[tuple[str | None, str | None]], is_loinc: Callable[[str | None], bool],
+                  mapped: Callable[[str, str | None], str | None]) -> str | None:
+    """The analyte of a result's (code, system) pairs: the first catalogue LOINC code among those whose
+    system is LOINC, else the first code the code map (`mapped(code, system)`) knows, else None."""
+    for code, system in codes:
+        if code and is_loinc(system):
+            found = catalogue_key(code)
+            if found:
+                return found
+    for code, system in codes:
+        if code:
+            found = mapped(code, system)
+            if found:
+                return found
+    return None

@@ -21,7 +21,7 @@ from monitor.interop.base import (
     Event,
     ParseResult,
     Rejected,
-    catalogue_key,
+    coded_analyte,
     decode,
     has_unstorable,
     retraction_placeholder,
@@ -75,32 +75,18 @@ OBSERVATION_STATUS = {
     "preliminary": "preliminary",
     "registered": "preliminary",
 }
+# medication statuses every resource type shares: a record of a drug given/taken, or a retraction
+_MEDICATION_RECORDED = {
+    "completed": "final",
+    "stopped": "final",
+    "on-hold": "final",
+    "unknown": "final",
+    "entered-in-error": "entered-in-error",
+}
 MEDICATION_STATUS = {
-    "MedicationAdministration": {
-        "completed": "final",
-        "in-progress": "final",
-        "stopped": "final",
-        "on-hold": "final",
-        "unknown": "final",
-        "entered-in-error": "entered-in-error",
-    },
-    "MedicationStatement": {
-        "active": "final",
-        "completed": "final",
-        "stopped": "final",
-        "on-hold": "final",
-        "unknown": "final",
-        "entered-in-error": "entered-in-error",
-    },
-    "MedicationRequest": {
-        "active": "final",
-        "completed": "final",
-        "stopped": "final",
-        "on-hold": "final",
-        "unknown": "final",
-        "entered-in-error": "entered-in-error",
-        "cancelled": "entered-in-error",
-    },
+    "MedicationAdministration": {"in-progress": "final", **_MEDICATION_RECORDED},
+    "MedicationStatement": {"active": "final", **_MEDICATION_RECORDED},
+    "MedicationRequest": {"active": "final", **_MEDICATION_RECORDED, "cancelled": "entered-in-error"},
 }
 
 
@@ -386,7 +372,7 @@ def _observation(
                 else "no valueQuantity: only numeric results are read"
             )
             return reject("valueQuantity", "", why)
-        value, unit = retraction_placeholder(key), ANALYTES[key].canonical_unit  # a retraction needs no value
+        value, unit = retraction_placeholder(key)  # a retraction needs no value
     else:
         value, comparator = float(Decimal(qty.value)), qty.comparator
         unit = _unit(qty, key, code_map, source)
@@ -426,18 +412,11 @@ def _cut(text: str | None) -> str | None:
 
 
 def _analyte(obs: Any, code_map: CodeMap, source: str | None) -> str | None:
-    codings = obs.code.coding or []
-    for c in codings:
-        if c.system == LOINC and c.code:
-            found = catalogue_key(c.code)
-            if found:
-                return found
-    for c in codings:
-        if c.code:
-            mapped = code_map.analyte(c.code, c.system, source)
-            if mapped:
-                return mapped
-    return None
+    return coded_analyte(
+        [(c.code, c.system) for c in obs.code.coding or []],
+        lambda system: system == LOINC,
+        lambda code, system: code_map.analyte(code, system, source),
+    )
 
 
 def _unit(qty: Any, key: str, code_map: CodeMap, source: str | None) -> str:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from monitor.analytes import ANALYTES
 from monitor.interop.base import (
     NOT_UTF8,
     AckCode,
@@ -22,6 +21,7 @@ from monitor.interop.base import (
     ParseResult,
     Rejected,
     catalogue_key,
+    coded_analyte,
     decode,
     has_unstorable,
     retraction_placeholder,
@@ -308,7 +308,7 @@ def _obx(seg: Segment, ctx: _Context, code_map: CodeMap) -> Event | Rejected:
         if status != "entered-in-error":
             return Rejected(seg.number, "OBX-5", seg.field(5)[:80], parsed, seg.text)
         # a deletion often repeats no value; the retraction is found by its identity, not its value
-        comparator, value, unit = None, retraction_placeholder(key), ANALYTES[key].canonical_unit
+        comparator, (value, unit) = None, retraction_placeholder(key)
     else:
         comparator, value = parsed
         unit = seg.get(6) or seg.get(6, 2)
@@ -349,16 +349,13 @@ def _analyte(seg: Segment, ctx: _Context, code_map: CodeMap) -> str | None:
     """OBX-3: a LOINC code of the catalogue (identifier or alternate identifier coded LN), else the
     lab's own code through the code map, else an uncoded identifier that is a catalogue LOINC."""
     triplets = [(seg.get(3, 1), seg.get(3, 3).upper()), (seg.get(3, 4), seg.get(3, 6).upper())]
-    for code, system in triplets:
-        if code and system in LOINC_SYSTEMS:
-            found = catalogue_key(code)
-            if found:
-                return found
-    for code, system in triplets:
-        if code:
-            mapped = code_map.analyte(code, *ctx.sources, system)
-            if mapped:
-                return mapped
+    found = coded_analyte(
+        triplets,
+        lambda system: system in LOINC_SYSTEMS,
+        lambda code, system: code_map.analyte(code, *ctx.sources, system),
+    )
+    if found:
+        return found
     code, system = triplets[0]
     return catalogue_key(code) if code and not system else None
 

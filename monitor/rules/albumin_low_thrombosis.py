@@ -20,7 +20,8 @@ Readings where clinical-rules.md leaves room:
 from __future__ import annotations
 
 from monitor.events import LabResult
-from monitor.findings import Evidence, Finding, Severity
+from monitor.findings import Finding, Severity
+from monitor.rules._common import certainly_below, current_run, run_evidence, run_history, shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import active
 
@@ -36,44 +37,17 @@ ALBUMIN_WARNING_BELOW_G_L = 25.0
 ALBUMIN_CRITICAL_BELOW_G_L = 20.0
 
 
-def _certainly_below(r: LabResult, threshold: float) -> bool:
-    """True only when the true value is known to be below `threshold` ('>20' could be 30)."""
-    if r.comparator in (">", ">="):
-        return False
-    return r.value <= threshold if r.comparator == "<" else r.value < threshold
-
-
-def _current_run(series: tuple[LabResult, ...]) -> list[LabResult]:
-    run: list[LabResult] = []
-    for r in reversed(series):
-        if not _certainly_below(r, ALBUMIN_WARNING_BELOW_G_L):
-            break
-        run.append(r)
-    return run[::-1]
+def _low(r: LabResult) -> bool:
+    return certainly_below(r, ALBUMIN_WARNING_BELOW_G_L)  # '>20' could be 30: never certainly low
 
 
 def _severity(r: LabResult) -> Severity:
-    return "critical" if _certainly_below(r, ALBUMIN_CRITICAL_BELOW_G_L) else "warning"
-
-
-def _num(v: float) -> str:
-    # two decimals keep 19.996 from being shown as "20" beside a threshold of 20
-    return f"{round(v, 2):g}"
-
-
-def _shown(r: LabResult) -> str:
-    text = f"{r.comparator or ''}{_num(r.value)} {r.unit}"
-    if r.reported_value is not None and r.reported_unit is not None:
-        text += f" ({r.reported_value:g} {r.reported_unit})"
-    return text
+    return "critical" if certainly_below(r, ALBUMIN_CRITICAL_BELOW_G_L) else "warning"
 
 
 def _message(run: list[LabResult], severity: Severity) -> str:
     latest = run[-1]
-    history = ""
-    if len(run) > 1:
-        history = (f" Albumin has been below {ALBUMIN_WARNING_BELOW_G_L:g} g/L in {len(run)} consecutive "
-                   f"results since {run[0].effective_date.isoformat()}.")
+    history = run_history(run, f"Albumin has been below {ALBUMIN_WARNING_BELOW_G_L:g} g/L", "results")
     if severity == "critical":
         why = (f"Below {ALBUMIN_CRITICAL_BELOW_G_L:g} g/L the risk of venous thrombosis in membranous "
                f"nephropathy is high; the seed review and KDIGO 2021 regard anticoagulation (or "
@@ -83,7 +57,7 @@ def _message(run: list[LabResult], severity: Severity) -> str:
                f"suggests considering prophylactic anticoagulation when other risk factors are present "
                f"(cut-off 25 g/L by bromocresol purple, 20 g/L by bromocresol green).")
     return (
-        f"Serum albumin {_shown(latest)} on {latest.effective_date.isoformat()} and no anticoagulant is "
+        f"Serum albumin {shown(latest)} on {latest.effective_date.isoformat()} and no anticoagulant is "
         f"recorded as active.{history} {why} Consider assessing thrombotic and bleeding risk."
     )
 
@@ -91,11 +65,10 @@ def _message(run: list[LabResult], severity: Severity) -> str:
 def evaluate(ctx: RuleContext) -> list[Finding]:
     if active(ctx.timeline, ANTICOAGULANT, ctx.as_of) is not None:
         return []  # already anticoagulated: the alert has done its job
-    run = _current_run(ctx.timeline.series(ANALYTE))
+    run = current_run(ctx.timeline.series(ANALYTE), _low)
     if not run:
         return []
     severity = _severity(run[-1])
-    evidence = [Evidence.of_lab(r, note="first low albumin of this run" if i == 0 and len(run) > 1 else None)
-                for i, r in enumerate(run)]
+    evidence = run_evidence(run, "first low albumin of this run")
     episode = run[0].effective_date.isoformat()
     return [ctx.finding(RULE_ID, episode, severity, _message(run, severity), evidence, REFERENCE)]

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monitor.events import LabResult, MedicationEvent
-from monitor.findings import Evidence, Finding
+from monitor.findings import Finding
+from monitor.rules._common import certainly_above, drug_run, run_history, shown
 from monitor.rules.base import RuleContext
-from monitor.therapy import active
 
 RULE_ID = "cni_trough_high"
 REFERENCE = ("Seed review (2023): Waldman kept cyclosporine troughs at 125-190 ug/L to avoid "
@@ -51,45 +51,11 @@ LIMITS: tuple[_Limit, ...] = (
 )
 
 
-def _certainly_above(r: LabResult, threshold: float) -> bool:
-    """True only when the true value is known to be above `threshold` ('<250' could be 150)."""
-    if r.comparator in ("<", "<="):
-        return False
-    return r.value >= threshold if r.comparator == ">" else r.value > threshold
-
-
-def _current_run(series: tuple[LabResult, ...], courses: tuple[MedicationEvent, ...],
-                 limit: float) -> list[LabResult]:
-    """The latest troughs back to the first of the unbroken run that is high and taken on the drug."""
-    run: list[LabResult] = []
-    for r in reversed(series):
-        on_drug = any(m.active_on(r.effective_date) for m in courses)
-        if not (on_drug and _certainly_above(r, limit)):
-            break
-        run.append(r)
-    return run[::-1]
-
-
-def _num(v: float) -> str:
-    # two decimals keep 190.004 from being shown as "190" beside a limit of 190
-    return f"{round(v, 2):g}"
-
-
-def _shown(r: LabResult) -> str:
-    text = f"{r.comparator or ''}{_num(r.value)} {r.unit}"
-    if r.reported_value is not None and r.reported_unit is not None:
-        text += f" ({r.reported_value:g} {r.reported_unit})"
-    return text
-
-
 def _message(limit: _Limit, run: list[LabResult], course: MedicationEvent) -> str:
     latest = run[-1]
-    history = ""
-    if len(run) > 1:
-        history = (f" It has been above {limit.upper_ng_ml:g} ng/mL in {len(run)} consecutive troughs "
-                   f"since {run[0].effective_date.isoformat()}.")
+    history = run_history(run, f"It has been above {limit.upper_ng_ml:g} ng/mL", "troughs")
     return (
-        f"{limit.label} trough {_shown(latest)} on {latest.effective_date.isoformat()} is above "
+        f"{limit.label} trough {shown(latest)} on {latest.effective_date.isoformat()} is above "
         f"{limit.upper_ng_ml:g} ng/mL during the {limit.drug} course started {course.start.isoformat()} "
         f"(target {limit.target}).{history} Troughs above the target range raise the risk of "
         f"calcineurin-inhibitor nephrotoxicity. Consider a repeat trough, a check of serum creatinine "
@@ -98,20 +64,13 @@ def _message(limit: _Limit, run: list[LabResult], course: MedicationEvent) -> st
 
 
 def _evaluate_drug(ctx: RuleContext, limit: _Limit) -> Finding | None:
-    on_now = active(ctx.timeline, limit.drug, ctx.as_of)
-    run = _current_run(ctx.timeline.series(limit.analyte), ctx.timeline.drugs(limit.drug), limit.upper_ng_ml)
-    if on_now is None or not run:
+    # '<250' could be 150: only a trough certainly above the limit counts
+    found = drug_run(ctx, limit.drug, limit.analyte, lambda r: certainly_above(r, limit.upper_ng_ml))
+    if found is None:
         return None
-    course = active(ctx.timeline, limit.drug, run[-1].effective_date)
-    if course is None:  # cannot happen: the run holds only troughs taken on the drug
-        return None
-    evidence = [Evidence.of_lab(r, note="first high trough of this run" if i == 0 and len(run) > 1 else None)
-                for i, r in enumerate(run)]
-    evidence.append(Evidence.of_medication(course))
-    if on_now.identity != course.identity:
-        evidence.append(Evidence.of_medication(on_now, note=f"course active on {ctx.as_of.isoformat()}"))
-    episode = f"{limit.drug}:{run[0].effective_date.isoformat()}"
-    return ctx.finding(RULE_ID, episode, "warning", _message(limit, run, course), evidence, REFERENCE)
+    episode = f"{limit.drug}:{found.episode_date}"
+    return ctx.finding(RULE_ID, episode, "warning", _message(limit, found.run, found.course),
+                       found.evidence(ctx, "first high trough of this run"), REFERENCE)
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:

@@ -23,6 +23,7 @@ from datetime import date
 
 from monitor.events import MedicationEvent
 from monitor.findings import Evidence, Finding, Severity
+from monitor.rules._common import num
 from monitor.rules.base import RuleContext
 from monitor.therapy import CumulativeDose, administrations_until, cumulative_dose
 
@@ -49,17 +50,13 @@ def _severity(grams: float, incomplete: bool) -> Severity | None:
     return "info" if incomplete else None
 
 
-def _num(v: float) -> str:
-    return f"{round(v, 3):g}"
-
-
 def _counted_note(m: MedicationEvent, mg: float, as_of: date) -> str:
     n = administrations_until(m, as_of)
     per = mg / n if n else 0.0
     route = f"{m.route} " if m.route else ""
     span = m.start.isoformat() if m.frequency == "once" else f"{m.start}..{min(m.end or as_of, as_of)}"
-    return (f"{route}{m.frequency} {span}: counted {_num(mg)} mg = {n:g} administration(s) x "
-            f"{_num(per)} mg")
+    return (f"{route}{m.frequency} {span}: counted {num(mg, 3)} mg = {n:g} administration(s) x "
+            f"{num(per, 3)} mg")
 
 
 def _evidence(dose: CumulativeDose, grams: float, as_of: date) -> list[Evidence]:
@@ -81,7 +78,7 @@ def _uncounted_text(dose: CumulativeDose) -> str:
 
 
 def _message(severity: Severity, grams: float, dose: CumulativeDose, as_of: date) -> str:
-    head = (f"Cumulative cyclophosphamide is {_num(grams)} g by {as_of.isoformat()} "
+    head = (f"Cumulative cyclophosphamide is {num(grams, 3)} g by {as_of.isoformat()} "
             f"({len(dose.contributions)} record(s) counted).{_uncounted_text(dose)}")
     if severity == "critical":
         return (f"{head} This is at or above {CTX_CRITICAL_G:g} g, above which the risk of bladder cancer "

@@ -38,6 +38,7 @@ from typing import Callable
 from monitor.egfr import DERIVED_SOURCE
 from monitor.events import CALCINEURIN_INHIBITORS, LabResult, MedicationEvent
 from monitor.findings import Evidence, Finding, Severity
+from monitor.rules._common import may_be_higher, may_be_lower, num, shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import active
 
@@ -106,14 +107,14 @@ def _pct(value: float, baseline: float, sign: int) -> float:
 
 
 def _egfr_declined(r: LabResult, baseline: float) -> bool:
-    if r.comparator in (">", ">="):
+    if may_be_higher(r):
         return False  # ">60" may be no decline at all
     return _pct(r.value, baseline, -1) >= EGFR_DECLINE_WARNING_PCT
 
 
 def _creatinine_rose(r: LabResult, baseline: float) -> bool:
-    if r.comparator in ("<", "<="):
-        return False
+    if may_be_lower(r):
+        return False  # "<50" may be no rise at all
     return _pct(r.value, baseline, +1) > CREATININE_RISE_ON_CNI_PCT
 
 
@@ -124,17 +125,6 @@ def _cni_course(ctx: RuleContext, on: date) -> MedicationEvent | None:
         if course is not None and active(ctx.timeline, drug, ctx.as_of) is not None:
             return course
     return None
-
-
-def _num(v: float) -> str:
-    return f"{round(v, 2):g}"
-
-
-def _shown(r: LabResult) -> str:
-    text = f"{r.comparator or ''}{_num(r.value)} {r.unit}"
-    if r.reported_value is not None and r.reported_unit is not None:
-        text += f" ({r.reported_value:g} {r.reported_unit})"
-    return text
 
 
 def _span(values: tuple[LabResult, ...]) -> str:
@@ -187,11 +177,11 @@ def _egfr_part(ctx: RuleContext, run: _Run, ev: _Evidence) -> str:
                             f"latest eGFR vs baseline (warning >= {EGFR_DECLINE_WARNING_PCT:g}%, "
                             f"critical >= {EGFR_DECLINE_CRITICAL_PCT:g}%)"))
     computed = _creatinine_of(ctx, latest)
-    how = (f" (computed by CKD-EPI 2021 from serum creatinine {_shown(computed)})" if computed else "")
+    how = (f" (computed by CKD-EPI 2021 from serum creatinine {shown(computed)})" if computed else "")
     since = (f" eGFR has been this far below baseline since {run.first.effective_date.isoformat()}."
              if run.first.identity != latest.identity else "")
-    return (f"eGFR {_shown(latest)} on {latest.effective_date.isoformat()}{how} is {_num(pct)}% below "
-            f"the baseline of {_num(run.baseline)} {latest.unit} ({_span(run.baseline_values)}).{since}")
+    return (f"eGFR {shown(latest)} on {latest.effective_date.isoformat()}{how} is {num(pct)}% below "
+            f"the baseline of {num(run.baseline)} {latest.unit} ({_span(run.baseline_values)}).{since}")
 
 
 def _creatinine_part(run: _Run, course: MedicationEvent, ev: _Evidence) -> str:
@@ -206,8 +196,8 @@ def _creatinine_part(run: _Run, course: MedicationEvent, ev: _Evidence) -> str:
     ev.add(Evidence.derived("creatinine_rise_pct", pct, "%", latest.effective_date,
                             f"latest creatinine vs baseline (fires > {CREATININE_RISE_ON_CNI_PCT:g}% "
                             f"on a CNI)"))
-    return (f"Serum creatinine {_shown(latest)} on {latest.effective_date.isoformat()} is {_num(pct)}% "
-            f"above its baseline of {_num(run.baseline)} {latest.unit} ({_span(run.baseline_values)}) "
+    return (f"Serum creatinine {shown(latest)} on {latest.effective_date.isoformat()} is {num(pct)}% "
+            f"above its baseline of {num(run.baseline)} {latest.unit} ({_span(run.baseline_values)}) "
             f"during the {course.drug} course started {course.start.isoformat()}.")
 
 

@@ -18,7 +18,8 @@ Interpretations (clinical-rules.md leaves them open):
 - Episode = date of the first value >= 20 of the open episode, so later positive values update the
   same alert and a reappearance after a new negative value is a new alert.
 
-The anti-PLA2R cut-offs live here, once, and the other rules that read the titer import them.
+The anti-PLA2R cut-offs (< 14 negative, >= 20 positive) are defined once, in monitor.trends beside
+titer_class, and imported by every rule that reads the titer.
 """
 
 from __future__ import annotations
@@ -31,16 +32,15 @@ from monitor.findings import Evidence, Finding
 from monitor.rules.base import RuleContext
 from monitor.therapy import IMMUNOSUPPRESSANTS
 from monitor.timeline import Timeline
+from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML, ANTI_PLA2R_POSITIVE_FROM_RU_ML
 
 RULE_ID = "immunological_relapse"
 REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, ch.3 "
              "(anti-PLA2R < 14 RU/mL = immunological remission); 2023 review of IMN treatment "
              "(titer changes precede proteinuria by months)")
 
-# KDIGO21 / Euroimmun ELISA (Mayo PLA2M reference values): < 14 RU/mL negative = immunological remission
-ANTI_PLA2R_NEGATIVE_BELOW_RU_ML = 14.0
-# Euroimmun ELISA manufacturer's cut-off (Mayo PLA2M): >= 20 RU/mL positive; 14-19.9 borderline
-ANTI_PLA2R_POSITIVE_FROM_RU_ML = 20.0
+# anti-PLA2R cut-offs (KDIGO21 / Euroimmun ELISA, Mayo PLA2M): ANTI_PLA2R_NEGATIVE_BELOW_RU_ML (< 14
+# negative) and ANTI_PLA2R_POSITIVE_FROM_RU_ML (>= 20 positive), imported from monitor.trends above
 # drugs whose start makes a later negative titer a treatment response (therapy.py's list + anti-CD20)
 TREATMENT_DRUGS = IMMUNOSUPPRESSANTS | ANTI_CD20
 

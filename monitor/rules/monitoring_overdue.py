@@ -35,8 +35,8 @@ from datetime import date
 from monitor.events import CALCINEURIN_INHIBITORS, LabResult, MedicationEvent
 from monitor.findings import Evidence, Finding
 from monitor.rules.base import RuleContext
-from monitor.rules.immunological_relapse import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
 from monitor.therapy import IMMUNOSUPPRESSANTS, on_immunosuppression
+from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
 
 RULE_ID = "monitoring_overdue"
 REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, ch.3 "

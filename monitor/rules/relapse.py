@@ -24,7 +24,7 @@ from monitor.events import LabResult
 from monitor.findings import Evidence, Finding, Severity
 from monitor.remission import CONFIRMATION_DAYS, NEPHROTIC_G_PER_DAY, Relapse
 from monitor.rules.base import RuleContext
-from monitor.rules.immunological_relapse import ANTI_PLA2R_POSITIVE_FROM_RU_ML
+from monitor.trends import ANTI_PLA2R_POSITIVE_FROM_RU_ML
 
 RULE_ID = "relapse"
 REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, ch.3 "

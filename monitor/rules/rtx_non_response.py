@@ -34,8 +34,8 @@ from datetime import date, timedelta
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding, Severity
 from monitor.rules.base import RuleContext
-from monitor.rules.immunological_relapse import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
 from monitor.therapy import AntiCD20Course
+from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
 
 RULE_ID = "rtx_non_response"
 REFERENCE = ("Fervenza FC et al. NEJM 2019;381:36-46 (MENTOR: proteinuria reduction < 25% at 6 months = "

@@ -18,9 +18,9 @@ Episode: the date of the first trough of the current run of low troughs taken on
 from __future__ import annotations
 
 from monitor.events import LabResult, MedicationEvent
-from monitor.findings import Evidence, Finding
+from monitor.findings import Finding
+from monitor.rules._common import certainly_below, drug_run, run_history, shown
 from monitor.rules.base import RuleContext
-from monitor.therapy import active
 
 RULE_ID = "tac_trough_low"
 REFERENCE = ("KDIGO 2012 GN guideline ch.7 (monitor CNI levels; tacrolimus induction target 5-10 ng/mL, "
@@ -32,43 +32,15 @@ DRUG = "tacrolimus"
 TAC_TROUGH_LOW_NG_ML = 3.0
 
 
-def _certainly_below(r: LabResult, threshold: float) -> bool:
-    """True only when the true value is known to be below `threshold` ('<2' is; '>2' is not)."""
-    if r.comparator in (">", ">="):
-        return False
-    return r.value <= threshold if r.comparator == "<" else r.value < threshold
-
-
-def _current_run(series: tuple[LabResult, ...], courses: tuple[MedicationEvent, ...]) -> list[LabResult]:
-    """The latest troughs back to the first of the unbroken run that is low and taken on the drug."""
-    run: list[LabResult] = []
-    for r in reversed(series):
-        on_drug = any(m.active_on(r.effective_date) for m in courses)
-        if not (on_drug and _certainly_below(r, TAC_TROUGH_LOW_NG_ML)):
-            break
-        run.append(r)
-    return run[::-1]
-
-
-def _num(v: float) -> str:
-    return f"{round(v, 2):g}"
-
-
-def _shown(r: LabResult) -> str:
-    text = f"{r.comparator or ''}{_num(r.value)} {r.unit}"
-    if r.reported_value is not None and r.reported_unit is not None:
-        text += f" ({r.reported_value:g} {r.reported_unit})"
-    return text
+def _low(r: LabResult) -> bool:
+    return certainly_below(r, TAC_TROUGH_LOW_NG_ML)  # '<2' is certainly low; '>2' is not
 
 
 def _message(run: list[LabResult], course: MedicationEvent) -> str:
     latest = run[-1]
-    history = ""
-    if len(run) > 1:
-        history = (f" It has been below {TAC_TROUGH_LOW_NG_ML:g} ng/mL in {len(run)} consecutive "
-                   f"troughs since {run[0].effective_date.isoformat()}.")
+    history = run_history(run, f"It has been below {TAC_TROUGH_LOW_NG_ML:g} ng/mL", "troughs")
     return (
-        f"Tacrolimus trough {_shown(latest)} on {latest.effective_date.isoformat()} is below "
+        f"Tacrolimus trough {shown(latest)} on {latest.effective_date.isoformat()} is below "
         f"{TAC_TROUGH_LOW_NG_ML:g} ng/mL during the tacrolimus course started "
         f"{course.start.isoformat()}.{history} This is below the target of any membranous "
         f"nephropathy regimen (KDIGO 2012: induction 5-10 ng/mL), so exposure may be too low to "
@@ -78,18 +50,9 @@ def _message(run: list[LabResult], course: MedicationEvent) -> str:
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    on_now = active(ctx.timeline, DRUG, ctx.as_of)
-    run = _current_run(ctx.timeline.series(ANALYTE), ctx.timeline.drugs(DRUG))
-    if on_now is None or not run:
+    # resolves as soon as tacrolimus is no longer active at as_of
+    found = drug_run(ctx, DRUG, ANALYTE, _low)
+    if found is None:
         return []
-    latest = run[-1]
-    course = active(ctx.timeline, DRUG, latest.effective_date)
-    if course is None:  # cannot happen: the run holds only troughs taken on the drug
-        return []
-    evidence = [Evidence.of_lab(r, note="first low trough of this run" if i == 0 and len(run) > 1 else None)
-                for i, r in enumerate(run)]
-    evidence.append(Evidence.of_medication(course))
-    if on_now.identity != course.identity:
-        evidence.append(Evidence.of_medication(on_now, note=f"course active on {ctx.as_of.isoformat()}"))
-    episode = run[0].effective_date.isoformat()
-    return [ctx.finding(RULE_ID, episode, "warning", _message(run, course), evidence, REFERENCE)]
+    return [ctx.finding(RULE_ID, found.episode_date, "warning", _message(found.run, found.course),
+                        found.evidence(ctx, "first low trough of this run"), REFERENCE)]

@@ -25,7 +25,7 @@ from datetime import timedelta
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding
 from monitor.rules.base import RuleContext
-from monitor.rules.immunological_relapse import ANTI_PLA2R_POSITIVE_FROM_RU_ML
+from monitor.trends import ANTI_PLA2R_POSITIVE_FROM_RU_ML
 
 RULE_ID = "titer_rising"
 REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, ch.3 "

@@ -1,0 +1,185 @@
+"""Table models. The schema itself is created by the migrations (storage/migrations); a test checks
+that the two agree, so a column added here without a migration fails CI.
+
+Conventions: every timestamp is timezone-aware (SQLModel's UTCDateTime rejects naive values and
+returns UTC); JSON columns are JSONB on PostgreSQL; surrogate keys are BIGINT on PostgreSQL and
+INTEGER (the rowid) on SQLite, where only INTEGER PRIMARY KEY auto-increments.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import JSON
+from sqlmodel import Field, SQLModel
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+INBOX_STATES = ("received", "processing", "processed", "failed")
+ALERT_STATUSES = ("firing", "acknowledged", "snoozed", "resolved")
+OPEN_STATUSES = ("firing", "acknowledged", "snoozed")
+OUTBOX_STATES = ("pending", "delivered", "dead")
+
+
+def _pk() -> Any:
+    return Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+
+
+def _fk(target: str, nullable: bool = False, index: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(BigId, ForeignKey(target), nullable=nullable, index=index))
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JsonType, nullable=nullable))
+
+
+class PatientRow(SQLModel, table=True):
+    __tablename__ = "patients"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    active: bool = Field(default=True)
+    first_seen_at: datetime
+    last_event_at: datetime | None = None
+    # a reassessment is pending since then: the durable debounce flag (cleared compare-and-set)
+    dirty_since: datetime | None = Field(default=None, index=True)
+    last_assessed_at: datetime | None = None
+    last_as_of: date | None = None
+    remission_state: str | None = Field(default=None, max_length=40)
+    risk_category: str | None = Field(default=None, max_length=40)
+    summary: dict[str, Any] | None = _json()
+
+
+class InboxRow(SQLModel, table=True):
+    __tablename__ = "inbox"
+
+    id: int | None = _pk()
+    content_hash: str = Field(max_length=64, unique=True)
+    format: str = Field(max_length=16)
+    source_name: str = Field(max_length=500)
+    received_at: datetime
+    state: str = Field(default="received", max_length=16)
+    attempts: int = Field(default=0)
+    processed_at: datetime | None = None
+    counts: dict[str, Any] | None = _json()
+    error: str | None = None
+    # where this payload's first line sits in the file it was cut from (batches of one upload)
+    line_offset: int = Field(default=0)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+    __table_args__ = (Index("ix_inbox_state_received_at", "state", "received_at"),)
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+
+    id: int | None = _pk()
+    identity: str = Field(max_length=300)  # indexed by the unique (identity, content_hash)
+    patient_id: str = Field(max_length=64, foreign_key="patients.patient_id")
+    kind: str = Field(max_length=16)
+    status: str = Field(max_length=20)
+    content_hash: str = Field(max_length=64)
+    version: int
+    is_current: bool
+    payload: dict[str, Any] = _json(nullable=False)
+    effective_at: datetime | None = None
+    # the event's own recorded_at (never null for labs/medications once stored): orders versions
+    recorded_at: datetime | None = None
+    received_at: datetime
+    inbox_id: int | None = _fk("inbox.id", nullable=True, index=False)
+
+    __table_args__ = (
+        UniqueConstraint("identity", "content_hash", name="uq_events_identity_content_hash"),
+        Index("ix_events_patient_current", "patient_id", "is_current"),
+    )
+
+
+class QuarantineRow(SQLModel, table=True):
+    __tablename__ = "quarantine"
+
+    id: int | None = _pk()
+    inbox_id: int | None = _fk("inbox.id", nullable=True)
+    line: int | None = None
+    field: str = Field(max_length=200)
+    value: str
+    reason: str
+    raw: str
+    created_at: datetime
+
+
+class AlertRow(SQLModel, table=True):
+    __tablename__ = "alerts"
+
+    id: int | None = _pk()
+    fingerprint: str = Field(max_length=300, unique=True)
+    patient_id: str = Field(max_length=64, foreign_key="patients.patient_id")
+    rule: str = Field(max_length=64, index=True)
+    episode: str = Field(max_length=200)
+    severity: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    message: str
+    evidence: list[dict[str, Any]] = _json(nullable=False)
+    reference: str
+    raised_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    resolution: str | None = Field(default=None, max_length=16)  # auto | manual
+    resolved_reason: str | None = None
+    snoozed_until: datetime | None = None
+    assigned_to: str | None = Field(default=None, max_length=200)
+    acknowledged_by: str | None = Field(default=None, max_length=200)
+    as_of: date
+    severity_at_resolution: str | None = Field(default=None, max_length=16)
+    # bumped by every change; part of the outbox dedupe key (one notification per change)
+    revision: int = Field(default=1)
+
+    __table_args__ = (Index("ix_alerts_patient_status", "patient_id", "status"),)
+
+
+class AlertAuditRow(SQLModel, table=True):
+    """Append-only (a trigger rejects UPDATE and DELETE)."""
+
+    __tablename__ = "alert_audit"
+
+    id: int | None = _pk()
+    alert_id: int = _fk("alerts.id")
+    at: datetime
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=20)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
+    severity: str | None = Field(default=None, max_length=16)
+    comment: str | None = None
+    details: dict[str, Any] | None = _json()
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    id: int | None = _pk()
+    alert_id: int = _fk("alerts.id")
+    kind: str = Field(max_length=16)
+    payload: dict[str, Any] = _json(nullable=False)
+    dedupe_key: str = Field(max_length=200, unique=True)
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+    __table_args__ = (Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),)
+
+
+class NightlyRunRow(SQLModel, table=True):
+    __tablename__ = "nightly_runs"
+
+    as_of: date = Field(primary_key=True)
+    started_at: datetime
+    finished_at: datetime | None = None
+    owner: str = Field(max_length=200)
+    state: str = Field(default="running", max_length=16)  # running | finished | failed
+    patients: int | None = None

@@ -1,0 +1,157 @@
+"""Patient rows: the durable debounce flag, the nightly fan-out, saved assessments, the nightly lock."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from monitor.assess import Assessment
+from storage._sql import chunks, upsert
+from storage.models import NightlyRunRow, PatientRow
+
+_patients = PatientRow.__table__  # type: ignore[attr-defined]
+_nightly = NightlyRunRow.__table__  # type: ignore[attr-defined]
+
+
+def claim_dirty(s: Session, limit: int, now: datetime) -> list[str]:
+    """Patients awaiting reassessment whose mark is not later than `now`, oldest first.
+
+    Pass `now - debounce` to let a burst settle before it is picked up. On PostgreSQL the rows stay
+    locked (FOR UPDATE SKIP LOCKED) until the caller's transaction ends, so concurrent sweepers split
+    the work instead of both taking it. The flag itself is cleared by clear_dirty after the
+    reassessment, never here: a crash in between leaves the patient dirty (nothing lost)."""
+    return [pid for pid, _ in claim_dirty_marks(s, limit, now)]
+
+
+def claim_dirty_marks(s: Session, limit: int, now: datetime) -> list[tuple[str, datetime]]:
+    """claim_dirty with each patient's dirty_since, to hand to clear_dirty afterwards."""
+    c = _patients.c
+    rows = s.execute(
+        select(c.patient_id, c.dirty_since)
+        .where(c.dirty_since.is_not(None), c.dirty_since <= now)
+        .order_by(c.dirty_since, c.patient_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [(r.patient_id, r.dirty_since) for r in rows]
+
+
+def dirty_since_of(s: Session, patient_ids: list[str]) -> dict[str, datetime | None]:
+    """Each known patient's current dirty mark (None: nothing pending)."""
+    out: dict[str, datetime | None] = {}
+    for part in chunks(sorted(set(patient_ids))):
+        rows = s.execute(select(_patients.c.patient_id, _patients.c.dirty_since)
+                         .where(_patients.c.patient_id.in_(part)))
+        out.update({r.patient_id: r.dirty_since for r in rows})
+    return out
+
+
+def clear_dirty(s: Session, patient_id: str, seen_dirty_since: datetime) -> bool:
+    """Clear the mark only if it is still the one the reassessment started from (compare-and-set):
+    events stored meanwhile set a new mark, and the patient stays dirty for another pass."""
+    res = s.execute(
+        update(_patients)
+        .where(_patients.c.patient_id == patient_id, _patients.c.dirty_since == seen_dirty_since)
+        .values(dirty_since=None)
+    )
+    return bool(res.rowcount)
+
+
+def stale_dirty_patients(s: Session, older_than: datetime, limit: int) -> list[str]:
+    """Patients dirty since before `older_than`: their reassessment hint was probably lost (the
+    sweeper re-drives them). Read only; no lock."""
+    c = _patients.c
+    q = (select(c.patient_id).where(c.dirty_since.is_not(None), c.dirty_since < older_than)
+         .order_by(c.dirty_since, c.patient_id).limit(limit))
+    return list(s.execute(q).scalars())
+
+
+def patients_not_assessed_since(s: Session, as_of: date, limit: int) -> list[str]:
+    """Active patients whose last assessment is for a date before `as_of` (or who were never
+    assessed): what a nightly run for `as_of` has not reached yet."""
+    c = _patients.c
+    q = (select(c.patient_id).where(c.active.is_(True), (c.last_as_of.is_(None)) | (c.last_as_of < as_of))
+         .order_by(c.patient_id).limit(limit))
+    return list(s.execute(q).scalars())
+
+
+def mark_dirty(s: Session, patient_ids: list[str], now: datetime) -> None:
+    """Ask for a reassessment of these patients (e.g. after a code-map change); keeps an older mark."""
+    for part in chunks(sorted(set(patient_ids))):
+        s.execute(update(_patients).where(_patients.c.patient_id.in_(part), _patients.c.dirty_since.is_(None))
+                  .values(dirty_since=now))
+
+
+def active_patient_ids(s: Session, after: str | None, limit: int) -> list[str]:
+    """Active patient ids in id order after `after`: keyset pagination for the nightly fan-out."""
+    q = select(_patients.c.patient_id).where(_patients.c.active.is_(True))
+    if after is not None:
+        q = q.where(_patients.c.patient_id > after)
+    return list(s.execute(q.order_by(_patients.c.patient_id).limit(limit)).scalars())
+
+
+def save_assessment(s: Session, assessment: Assessment, now: datetime) -> None:
+    summary: dict[str, Any] = assessment.summary()
+    s.execute(
+        update(_patients).where(_patients.c.patient_id == assessment.patient_id).values(
+            remission_state=assessment.remission.state,
+            risk_category=assessment.risk.category,
+            summary=summary,
+            last_as_of=assessment.as_of,
+            last_assessed_at=now,
+        )
+    )
+
+
+def set_active(s: Session, patient_id: str, active: bool) -> None:
+    s.execute(update(_patients).where(_patients.c.patient_id == patient_id).values(active=active))
+
+
+# -------------------------------------------------------------------------------- nightly run lock
+
+
+def claim_nightly_run(s: Session, as_of: date, owner: str, now: datetime,
+                      stale_after: timedelta | None = None) -> bool:
+    """True only for the first claimer of `as_of` (a unique insert). A run that `failed`, or one still
+    `running` after `stale_after` (its owner died), may be taken over by exactly one new claimer."""
+    inserted = s.execute(
+        upsert(s, _nightly).values(as_of=as_of, started_at=now, owner=owner, state="running")
+        .on_conflict_do_nothing(index_elements=["as_of"]).returning(_nightly.c.as_of)
+    ).scalar()
+    if inserted is not None:
+        return True
+    c = _nightly.c
+    takeover = c.state == "failed"
+    if stale_after is not None:
+        takeover = takeover | ((c.state == "running") & (c.started_at < now - stale_after))
+    res = s.execute(
+        update(_nightly).where(c.as_of == as_of, takeover)
+        .values(owner=owner, started_at=now, state="running", finished_at=None, patients=None)
+    )
+    return bool(res.rowcount)
+
+
+def finish_nightly_run(s: Session, as_of: date, now: datetime, state: str = "finished",
+                       patients: int | None = None, owner: str | None = None) -> None:
+    """Record the end of the run (state finished or failed); with `owner`, only that owner's run."""
+    if state not in ("finished", "failed"):
+        raise ValueError(f"unknown nightly run state {state!r}")
+    q = update(_nightly).where(_nightly.c.as_of == as_of)
+    if owner is not None:
+        q = q.where(_nightly.c.owner == owner)
+    s.execute(q.values(finished_at=now, state=state, patients=patients))
+
+
+def unfinished_nightly_runs(s: Session, started_before: datetime) -> list[date]:
+    """Nightly runs still `running` that started before the cutoff (their fan-out may need a re-drive)."""
+    c = _nightly.c
+    q = select(c.as_of).where(c.state == "running", c.started_at < started_before).order_by(c.as_of)
+    return list(s.execute(q).scalars())
+
+
+def nightly_run(s: Session, as_of: date) -> dict[str, Any] | None:
+    row = s.execute(select(_nightly).where(_nightly.c.as_of == as_of)).one_or_none()
+    return dict(row._mapping) if row is not None else None

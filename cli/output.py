@@ -1,0 +1,160 @@
+"""How the CLI shows things: rich tables for a person, exact JSON with --json."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor.assess import Assessment
+from monitor.timeline import Timeline
+
+console = Console(highlight=False)
+SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True, default=str, ensure_ascii=False))
+
+
+def print_counts(counts: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _json(counts)
+        return
+    keys = ("accepted", "duplicate", "corrected", "retracted", "quarantined", "patients", "batches",
+            "repeated_batches", "still_queued_batches")
+    typer.echo(", ".join(f"{k} {counts[k]}" for k in keys if k in counts))
+
+
+def wait_for_inbox(rt: Any, inbox_ids: list[int], timeout_s: float = 600.0) -> dict[str, Any]:
+    """With a broker: poll the inbox rows until every one is processed, then sum their counts."""
+    from storage import views
+    from storage.db import session
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with session(rt.engine, write=False) as s:
+            rows = views.inbox_status(s, inbox_ids)
+        if all(r["state"] == "processed" for r in rows) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    total: dict[str, Any] = {}
+    for r in rows:
+        for k, v in (r.get("counts") or {}).items():
+            total[k] = total.get(k, 0) + v
+    pending = [r["id"] for r in rows if r["state"] != "processed"]
+    if pending:
+        total["still_queued_batches"] = len(pending)
+    return total
+
+
+def require_patient(rt: Any, patient_id: str) -> None:
+    from cli.main import UserError
+    from storage import views
+    from storage.db import session
+
+    with session(rt.engine, write=False) as s:
+        if views.patient_view(s, patient_id) is None:
+            raise UserError(f"no patient {patient_id}")
+
+
+def print_alerts(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _json(rows)
+        return
+    if not rows:
+        typer.echo("no alerts")
+        return
+    t = Table(show_lines=False)
+    for col in ("id", "patient", "rule", "severity", "status", "raised", "message"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(str(r["id"]), r["patient_id"], r["rule"],
+                  f"[{SEVERITY_STYLE.get(r['severity'], '')}]{r['severity']}[/]", r["status"],
+                  str(r["raised_at"])[:10], r["message"])
+    console.print(t)
+
+
+def evidence_lines(evidence: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for e in evidence:
+        name = e.get("analyte") or e.get("medication") or e.get("derived")
+        value = "" if e.get("value") is None else f"{e['value']:g}" if isinstance(e["value"], float) else str(e["value"])
+        unit = e.get("unit") or ""
+        extra = "; ".join(x for x in (e.get("reported") and f"reported {e['reported']}", e.get("note")) if x)
+        lines.append(f"{str(e.get('effective_at'))[:10]}  {name} {value} {unit}".rstrip()
+                     + (f"  ({extra})" if extra else ""))
+    return lines
+
+
+def print_alert_detail(row: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _json(row)
+        return
+    console.print(f"[bold]alert {row['id']}[/] {row['rule']} [{SEVERITY_STYLE.get(row['severity'], '')}]"
+                  f"{row['severity']}[/] {row['status']} — patient {row['patient_id']}")
+    console.print(row["message"])
+    console.print("[bold]evidence[/]")
+    for line in evidence_lines(row.get("evidence") or []):
+        console.print(f"  {line}")
+    console.print(f"[bold]source[/] {row['reference']}")
+    for a in row.get("audit") or []:
+        console.print(f"  {str(a.get('at'))[:19]} {a.get('actor')}: {a.get('action')} "
+                      f"{a.get('from_status') or ''}->{a.get('to_status') or ''} {a.get('comment') or ''}")
+
+
+def print_patient(stored: dict[str, Any], assessment: Assessment, timeline: Timeline, as_json: bool) -> None:
+    summary = assessment.summary()
+    out = {**summary, "open_alerts": stored.get("open_alerts", []), "events": stored.get("events", {}),
+           "timeline": [
+               {"analyte": r.analyte, "value": r.value, "unit": r.unit, "effective_at": r.effective_at.isoformat()}
+               for r in timeline.labs
+           ],
+           "medications": [
+               {"drug": m.drug, "dose": m.dose, "unit": m.unit, "frequency": m.frequency,
+                "start": m.start.isoformat(), "end": m.end.isoformat() if m.end else None}
+               for m in timeline.medications
+           ]}
+    if as_json:
+        _json(out)
+        return
+    rem = summary["remission"]
+    risk = summary["risk"]
+    console.print(f"[bold]patient {assessment.patient_id}[/] as of {assessment.as_of}")
+    console.print(f"remission: {rem['state']} since {rem['since']} (episode from {rem['episode_start']}, "
+                  f"peak {rem['episode_peak_g_per_day']} g/d)")
+    console.print(f"risk: {risk['category']}" + (" — very high immunological activity" if risk["very_high_activity"] else "")
+                  + (f" ({'; '.join(risk['reasons'])})" if risk["reasons"] else ""))
+    console.print(f"active therapies: {', '.join(summary['active_therapies']) or 'none'}")
+    t = Table(title="latest results")
+    for col in ("analyte", "value", "unit", "date"):
+        t.add_column(col)
+    for k, v in summary["latest"].items():
+        t.add_row(k, f"{v['value']:g}", v["unit"], v["effective_at"][:10])
+    console.print(t)
+    if stored.get("open_alerts"):
+        console.print("[bold]open alerts[/]")
+        for a in stored["open_alerts"]:
+            console.print(f"  #{a['id']} [{SEVERITY_STYLE.get(a['severity'], '')}]{a['severity']}[/] {a['rule']}: {a['message']}")
+    else:
+        console.print("no open alerts")
+
+
+def print_quarantine(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _json(rows)
+        return
+    if not rows:
+        typer.echo("quarantine is empty")
+        return
+    t = Table()
+    for col in ("id", "source", "line", "field", "value", "reason"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(str(r["id"]), str(r.get("source_name") or ""), str(r.get("line") or ""), r["field"],
+                  str(r["value"])[:40], r["reason"])
+    console.print(t)

@@ -1,0 +1,38 @@
+"""The Celery app, configured from Settings.
+
+Reliability choices (design.md, "Known pitfalls of Celery on Redis"): late acknowledgement with
+reject_on_worker_lost so a killed worker's task is redelivered; prefetch 1 so a dying worker holds
+at most one unacknowledged task; a visibility timeout longer than the longest task; no result
+backend (the database is the record); no countdown/eta debouncing.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from tasks.settings import Settings
+
+app = Celery("imn_monitor", include=["tasks.jobs"])
+
+
+def configure(settings: Settings) -> Celery:
+    app.conf.update(
+        broker_url=settings.broker_url or "memory://",
+        task_always_eager=settings.embedded,
+        task_eager_propagates=True,
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=2000,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone=settings.timezone,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        worker_hijack_root_logger=False,
+        task_default_queue="imn",
+    )
+    return app

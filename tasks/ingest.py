@@ -1,0 +1,119 @@
+"""Accepting payloads and processing inbox rows: bytes -> inbox -> parse -> store / quarantine.
+
+Accepting stores the bytes first (one inbox row per batch), so nothing accepted can be lost; the
+queue only carries inbox ids. Processing one inbox row is one transaction that holds the row's lock:
+a redelivered or re-driven task either finds it processed or redoes it whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from monitor.interop import detect_format, parse_payload
+from storage import repository as repo
+from storage.db import session
+from tasks.runtime import Runtime
+
+log = logging.getLogger("imn.ingest")
+LINE_FORMATS = ("ndjson", "csv")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Batch:
+    """One slice of a payload: its bytes and where its first line sits in the original file."""
+
+    data: bytes
+    first_line: int
+    label: str
+
+
+def split_payload(data: bytes, fmt: str, source_name: str, batch_lines: int) -> list[Batch]:
+    """Line formats are cut into batches of `batch_lines` (CSV keeps its header in each);
+    FHIR and HL7 payloads stay whole (a message or bundle is one unit of acknowledgement)."""
+    if fmt not in LINE_FORMATS:
+        return [Batch(data, 1, source_name)]
+    lines = data.splitlines(keepends=True)
+    header: list[bytes] = []
+    start = 0
+    if fmt == "csv" and lines:
+        header, start = lines[:1], 1
+    if len(lines) - start <= batch_lines:
+        return [Batch(data, 1, source_name)]
+    batches = []
+    for i in range(start, len(lines), batch_lines):
+        chunk = lines[i:i + batch_lines]
+        first = i + 1  # 1-based line number in the file
+        batches.append(Batch(b"".join(header + chunk), first - len(header),
+                             f"{source_name}#L{first}-{first + len(chunk) - 1}"))
+    return batches
+
+
+@dataclass(frozen=True)
+class Accepted:
+    inbox_id: int
+    new: bool  # False: the same bytes were accepted before (that inbox row stands for them)
+
+
+def accept(rt: Runtime, data: bytes, fmt: str, source_name: str) -> list[Accepted]:
+    """Store a payload durably (as one or more inbox rows) and return them."""
+    if fmt == "auto":
+        try:
+            fmt = detect_format(data)
+        except ValueError:
+            pass  # kept as "auto": processing quarantines the payload with the detector's reason
+    out: list[Accepted] = []
+    now = utcnow()
+    with session(rt.engine) as s:
+        for b in split_payload(data, fmt, source_name, rt.settings.batch_lines):
+            inbox_id, created = repo.store_payload(s, b.data, fmt, b.label, now, line_offset=b.first_line - 1)
+            out.append(Accepted(inbox_id, created))
+    return out
+
+
+@dataclass
+class IngestCounts:
+    accepted: int = 0
+    duplicate: int = 0
+    corrected: int = 0
+    retracted: int = 0
+    quarantined: int = 0
+    patients: set[str] = field(default_factory=set)
+
+    def add(self, other: "IngestCounts") -> None:
+        for k in ("accepted", "duplicate", "corrected", "retracted", "quarantined"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.patients |= other.patients
+
+    def as_dict(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "duplicate": self.duplicate, "corrected": self.corrected,
+                "retracted": self.retracted, "quarantined": self.quarantined,
+                "patients": len(self.patients)}
+
+
+def process_inbox(rt: Runtime, inbox_id: int) -> IngestCounts | None:
+    """Parse and store one inbox row. Returns None when it was already processed (idempotent)."""
+    now = utcnow()
+    with session(rt.engine) as s:
+        row = repo.lock_inbox(s, inbox_id)
+        if row is None:
+            log.warning("inbox %s does not exist", inbox_id)
+            return None
+        if row.state == "processed":
+            return None
+        result = parse_payload(row.payload_bytes, row.format, code_map=rt.code_map)
+        stored = repo.store_events(s, inbox_id, result.events, now)
+        offset = row.line_offset or 0
+        items = [repo.QuarantineItem(r.line + offset if r.line is not None else None, r.field, r.value,
+                                     r.reason, r.raw) for r in result.rejected]
+        repo.quarantine_items(s, inbox_id, items)
+        counts = IngestCounts(stored.accepted, stored.duplicate, stored.corrected, stored.retracted,
+                              len(items), set(stored.patients))
+        repo.inbox_mark(s, inbox_id, "processed", now, counts=counts.as_dict())
+    log.info("inbox %s processed: %s", inbox_id, counts.as_dict())
+    return counts

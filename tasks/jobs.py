@@ -1,0 +1,195 @@
+"""Celery tasks, kept thin: load -> call monitor -> save -> enqueue. No clinical thresholds here.
+
+Every task is idempotent: the database (inbox state, unique constraints, compare-and-set dirty
+flags, alert fingerprints, outbox dedupe keys) decides what is new, so a redelivered, re-driven or
+duplicated task changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+from sqlalchemy.exc import OperationalError
+
+from storage import repository as repo
+from storage.db import session
+from tasks import notify
+from tasks.app import app
+from tasks.ingest import IngestCounts, process_inbox, utcnow
+from tasks.reassess import ReassessCounts, all_patient_chunks, reassess
+from tasks.runtime import Runtime, get
+
+log = logging.getLogger("imn.tasks")
+DEBOUNCE_KEY = "imn:reassess:{}"
+# a database that is restarting is worth waiting for: retry with backoff instead of failing
+_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 60,
+          "max_retries": 20, "retry_jitter": True}
+
+
+def _as_of(rt: Runtime, as_of: str | None) -> date:
+    return date.fromisoformat(as_of) if as_of else rt.settings.today()
+
+
+@app.task(name="imn.ingest_batch", **_RETRY)
+def ingest_batch(inbox_id: int, as_of: str | None = None) -> dict[str, int] | None:
+    rt = get()
+    counts = process_inbox(rt, inbox_id)
+    if counts is None:
+        return None
+    request_reassessment(rt, sorted(counts.patients), as_of)
+    return counts.as_dict()
+
+
+@app.task(name="imn.reassess_patient", **_RETRY)
+def reassess_patient(patient_id: str, as_of: str | None = None) -> None:
+    rt = get()
+    if rt.redis is not None:
+        # drop the debounce key first: results stored from now on schedule a fresh reassessment
+        rt.redis.delete(DEBOUNCE_KEY.format(patient_id))
+    reassess(rt, [patient_id], _as_of(rt, as_of))
+    enqueue_due_notifications(rt)
+
+
+@app.task(name="imn.reassess_chunk", **_RETRY)
+def reassess_chunk(patient_ids: list[str], as_of: str | None = None) -> None:
+    rt = get()
+    reassess(rt, patient_ids, _as_of(rt, as_of))
+    enqueue_due_notifications(rt)
+
+
+@app.task(name="imn.reassess_all", **_RETRY)
+def reassess_all(as_of: str | None = None) -> int:
+    """Fan out over every active patient in chunks; returns the number of chunks enqueued."""
+    rt = get()
+    day = _as_of(rt, as_of).isoformat()
+    n = 0
+    for chunk in all_patient_chunks(rt, rt.settings.reassess_chunk):
+        reassess_chunk.delay(chunk, day)
+        n += 1
+    return n
+
+
+@app.task(name="imn.deliver_notification", **_RETRY)
+def deliver_notification(outbox_id: int) -> str:
+    return notify.deliver(get(), outbox_id)
+
+
+@app.task(name="imn.sweep", **_RETRY)
+def sweep() -> dict[str, int]:
+    return sweep_once(get())
+
+
+def request_reassessment(rt: Runtime, patient_ids: list[str], as_of: str | None) -> int:
+    """One reassess_patient per patient per burst: a Redis key per patient debounces the burst.
+
+    The durable record is the patient's dirty flag in the database; the key only avoids flooding
+    the queue. Lost keys or tasks are re-driven by the sweeper.
+    """
+    if not patient_ids:
+        return 0
+    r = rt.redis
+    if r is None:
+        wanted = patient_ids
+    else:
+        pipe = r.pipeline(transaction=False)
+        for pid in patient_ids:
+            pipe.set(DEBOUNCE_KEY.format(pid), "1", nx=True, ex=rt.settings.visibility_timeout_s)
+        wanted = [pid for pid, created in zip(patient_ids, pipe.execute()) if created]
+    for pid in wanted:
+        reassess_patient.delay(pid, as_of)
+    return len(wanted)
+
+
+def enqueue_due_notifications(rt: Runtime) -> int:
+    if not rt.settings.webhook_url:
+        return 0
+    ids = notify.due_notifications(rt, utcnow())
+    for outbox_id in ids:
+        deliver_notification.delay(outbox_id)
+    return len(ids)
+
+
+def sweep_once(rt: Runtime) -> dict[str, int]:
+    """Re-drive work whose queue message may be lost (Redis keeps nothing on disk here)."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=rt.settings.stale_after_s)
+    with session(rt.engine) as s:
+        inbox_ids = repo.pending_inbox(s, older_than=cutoff, limit=5000)
+        stale_patients = repo.stale_dirty_patients(s, older_than=cutoff, limit=50_000)
+        unfinished = repo.unfinished_nightly_runs(s, started_before=cutoff)
+    for inbox_id in inbox_ids:
+        ingest_batch.delay(inbox_id)
+    chunk = rt.settings.reassess_chunk
+    for i in range(0, len(stale_patients), chunk):
+        reassess_chunk.delay(stale_patients[i:i + chunk])
+    redriven = 0
+    for as_of in unfinished:
+        redriven += redrive_nightly(rt, as_of)
+    notes = enqueue_due_notifications(rt)
+    counts = {"inbox": len(inbox_ids), "patients": len(stale_patients), "nightly_patients": redriven,
+              "notifications": notes}
+    if any(counts.values()):
+        log.info("sweep re-drove %s", counts)
+    return counts
+
+
+def redrive_nightly(rt: Runtime, as_of: date) -> int:
+    """Patients a nightly run has not reached yet get their chunk again; a complete run is closed."""
+    with session(rt.engine) as s:
+        behind = repo.patients_not_assessed_since(s, as_of, limit=50_000)
+        if not behind:
+            repo.finish_nightly_run(s, as_of, utcnow())
+            return 0
+    chunk = rt.settings.reassess_chunk
+    for i in range(0, len(behind), chunk):
+        reassess_chunk.delay(behind[i:i + chunk], as_of.isoformat())
+    return len(behind)
+
+
+def run_nightly(rt: Runtime, as_of: date, owner: str) -> bool:
+    """Claim the night's run (once per date, whichever scheduler is first) and fan it out."""
+    with session(rt.engine) as s:
+        claimed = repo.claim_nightly_run(s, as_of, owner, utcnow())
+    if not claimed:
+        log.info("nightly run for %s already claimed; nothing to do", as_of)
+        return False
+    if rt.settings.embedded:
+        run_inline_reassess_all(rt, as_of)
+        with session(rt.engine) as s:
+            repo.finish_nightly_run(s, as_of, utcnow())
+    else:
+        reassess_all.delay(as_of.isoformat())
+    return True
+
+
+# --- embedded execution: the same steps, in the calling process ---------------------------------
+
+def run_inline_ingest(rt: Runtime, inbox_ids: list[int], as_of: date | None) -> IngestCounts:
+    """Process inbox rows here and reassess each touched patient once (a burst = one reassessment)."""
+    total = IngestCounts()
+    for inbox_id in inbox_ids:
+        c = process_inbox(rt, inbox_id)
+        if c is not None:
+            total.add(c)
+    patients = sorted(total.patients)
+    day = as_of or rt.settings.today()
+    chunk = rt.settings.reassess_chunk
+    for i in range(0, len(patients), chunk):
+        reassess(rt, patients[i:i + chunk], day)
+    deliver_inline(rt)
+    return total
+
+
+def run_inline_reassess_all(rt: Runtime, as_of: date) -> ReassessCounts:
+    total = ReassessCounts()
+    for chunk in all_patient_chunks(rt, rt.settings.reassess_chunk):
+        total.add(reassess(rt, chunk, as_of))
+    deliver_inline(rt)
+    return total
+
+
+def deliver_inline(rt: Runtime) -> None:
+    if rt.settings.webhook_url:
+        for outbox_id in notify.due_notifications(rt, utcnow()):
+            notify.deliver(rt, outbox_id)

@@ -21,7 +21,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.findings import SEVERITY_RANK, Finding
-from storage._sql import upsert
+from storage._sql import chunks, upsert
 from storage.models import OPEN_STATUSES, AlertAuditRow, AlertRow, OutboxRow, PatientRow
 from storage.serialize import alert_as_dict
 
@@ -69,6 +69,7 @@ class _Tx:
 
     def __init__(self, s: Session, now: datetime, actor: str):
         self.s, self.now, self.actor = s, now, actor
+        self.seen_again: list[int] = []  # alerts found again unchanged: only their as_of moves
 
     def change(self, alert: dict[str, Any], **values: Any) -> None:
         values.setdefault("updated_at", self.now)
@@ -101,12 +102,32 @@ def _finding_values(f: Finding, as_of: date) -> dict[str, Any]:
 def reconcile_alerts(s: Session, patient_id: str, findings: list[Finding], as_of: date,
                      now: datetime) -> ReconcileResult:
     """Bring the patient's alerts in line with the findings of one assessment (module docstring)."""
-    result = ReconcileResult()
-    tx = _Tx(s, now, SYSTEM)
-    s.execute(select(_patients.c.patient_id).where(_patients.c.patient_id == patient_id).with_for_update())
-    rows = s.execute(select(_alerts).where(_alerts.c.patient_id == patient_id).with_for_update())
-    existing = {r.fingerprint: dict(r._mapping) for r in rows}
+    return reconcile_many(s, {patient_id: findings}, as_of, now)[patient_id]
 
+
+def reconcile_many(s: Session, findings_by_patient: dict[str, list[Finding]], as_of: date,
+                   now: datetime) -> dict[str, ReconcileResult]:
+    """reconcile_alerts for a chunk of patients: their rows locked and their alerts read in one query
+    each, and the quiet "seen again as of" updates written in one statement."""
+    pids = sorted(findings_by_patient)
+    tx = _Tx(s, now, SYSTEM)
+    existing: dict[str, dict[str, dict[str, Any]]] = {pid: {} for pid in pids}
+    for part in chunks(pids):
+        s.execute(select(_patients.c.patient_id).where(_patients.c.patient_id.in_(part))
+                  .order_by(_patients.c.patient_id).with_for_update())
+        for r in s.execute(select(_alerts).where(_alerts.c.patient_id.in_(part)).with_for_update()):
+            existing[r.patient_id][r.fingerprint] = dict(r._mapping)
+    results = {pid: _reconcile(tx, pid, findings_by_patient[pid], existing[pid], as_of)
+               for pid in pids}
+    for part in chunks(tx.seen_again):
+        s.execute(update(_alerts).where(_alerts.c.id.in_(part)).values(as_of=as_of))
+    return results
+
+
+def _reconcile(tx: _Tx, patient_id: str, findings: list[Finding], existing: dict[str, dict[str, Any]],
+               as_of: date) -> ReconcileResult:
+    result = ReconcileResult()
+    now = tx.now
     for alert in existing.values():
         if alert["status"] == "snoozed" and alert["snoozed_until"] is not None and alert["snoozed_until"] < now:
             tx.change(alert, status="firing", snoozed_until=None)
@@ -173,7 +194,7 @@ def _refresh_open(tx: _Tx, alert: dict[str, Any], f: Finding, as_of: date, resul
         result.updated += 1
     elif alert["as_of"] != as_of:
         # seen again, nothing new: record when without a revision, audit row or notification
-        tx.s.execute(update(_alerts).where(_alerts.c.id == alert["id"]).values(as_of=as_of))
+        tx.seen_again.append(alert["id"])
         alert["as_of"] = as_of
 
 
@@ -182,7 +203,7 @@ def _maybe_reopen(tx: _Tx, alert: dict[str, Any], f: Finding, as_of: date, resul
     if manual and _rank(f.severity) <= _rank(alert["severity_at_resolution"]):
         # a clinician closed it knowingly; it stays closed until it gets worse than it was then
         if alert["as_of"] != as_of:
-            tx.s.execute(update(_alerts).where(_alerts.c.id == alert["id"]).values(as_of=as_of))
+            tx.seen_again.append(alert["id"])
             alert["as_of"] = as_of
         return
     details = {"resolution_was": alert["resolution"], "resolved_at": _iso(alert["resolved_at"]),

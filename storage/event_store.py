@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.events import STATUS_RANK, USABLE_STATUSES, LabResult, MedicationEvent, Patient
@@ -350,3 +350,50 @@ def load_timelines(s: Session, patient_ids: list[str], trusted: bool = True) -> 
 def load_timeline(s: Session, patient_id: str, trusted: bool = True) -> Timeline:
     """One patient's timeline (empty when the patient is unknown)."""
     return load_timelines(s, [patient_id], trusted).get(patient_id) or Timeline.build(patient_id, [])
+
+
+class TimelineCache:
+    """Timelines kept between reassessments in one process, keyed by each patient's event mark.
+
+    The mark is (highest event row id, row count) of the patient: any stored event, version or
+    retraction adds a row and changes it, so a cached timeline is used only while the stored events
+    are exactly those it was built from. Bounded (least recently used out first).
+    """
+
+    def __init__(self, max_patients: int = 5000) -> None:
+        self.max_patients = max_patients
+        self._held: OrderedDict[str, tuple[tuple[int, int], Timeline]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def load(self, s: Session, patient_ids: list[str]) -> dict[str, Timeline]:
+        marks = event_marks(s, patient_ids)
+        out: dict[str, Timeline] = {}
+        stale: list[str] = []
+        for pid in patient_ids:
+            held = self._held.get(pid)
+            if held is not None and held[0] == marks.get(pid, (0, 0)):
+                self._held.move_to_end(pid)
+                out[pid] = held[1]
+            else:
+                stale.append(pid)
+        self.hits += len(out)
+        self.misses += len(stale)
+        for pid, timeline in load_timelines(s, stale).items():
+            out[pid] = timeline
+            if self.max_patients > 0:
+                self._held[pid] = (marks.get(pid, (0, 0)), timeline)
+                self._held.move_to_end(pid)
+        while len(self._held) > self.max_patients:
+            self._held.popitem(last=False)
+        return out
+
+
+def event_marks(s: Session, patient_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """(highest event id, number of event rows) per patient that has events."""
+    c = _events.c
+    out: dict[str, tuple[int, int]] = {}
+    for part in chunks(sorted(set(patient_ids))):
+        rows = s.execute(select(c.patient_id, func.max(c.id), func.count()).where(c.patient_id.in_(part))
+                         .group_by(c.patient_id))
+        out.update({r[0]: (int(r[1]), int(r[2])) for r in rows})
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from monitor.assess import Assessment
@@ -46,6 +46,16 @@ def dirty_since_of(s: Session, patient_ids: list[str]) -> dict[str, datetime | N
         rows = s.execute(select(_patients.c.patient_id, _patients.c.dirty_since)
                          .where(_patients.c.patient_id.in_(part)))
         out.update({r.patient_id: r.dirty_since for r in rows})
+    return out
+
+
+def patient_marks(s: Session, patient_ids: list[str]) -> dict[str, tuple[datetime | None, date | None]]:
+    """(dirty_since, last_as_of) of each known patient: what a reassessment must do for it."""
+    out: dict[str, tuple[datetime | None, date | None]] = {}
+    c = _patients.c
+    for part in chunks(sorted(set(patient_ids))):
+        rows = s.execute(select(c.patient_id, c.dirty_since, c.last_as_of).where(c.patient_id.in_(part)))
+        out.update({r.patient_id: (r.dirty_since, r.last_as_of) for r in rows})
     return out
 
 
@@ -94,15 +104,21 @@ def active_patient_ids(s: Session, after: str | None, limit: int) -> list[str]:
 
 
 def save_assessment(s: Session, assessment: Assessment, now: datetime) -> None:
-    summary: dict[str, Any] = assessment.summary()
+    save_assessments(s, [assessment], now)
+
+
+def save_assessments(s: Session, assessments: list[Assessment], now: datetime) -> None:
+    """Store where each patient stands (one executemany for a chunk of patients)."""
+    if not assessments:
+        return
+    c = _patients.c
     s.execute(
-        update(_patients).where(_patients.c.patient_id == assessment.patient_id).values(
-            remission_state=assessment.remission.state,
-            risk_category=assessment.risk.category,
-            summary=summary,
-            last_as_of=assessment.as_of,
-            last_assessed_at=now,
-        )
+        update(_patients).where(c.patient_id == bindparam("pid")).values(
+            remission_state=bindparam("state"), risk_category=bindparam("risk"), summary=bindparam("summary"),
+            last_as_of=bindparam("as_of"), last_assessed_at=bindparam("now"),
+        ),
+        [{"pid": a.patient_id, "state": a.remission.state, "risk": a.risk.category, "summary": a.summary(),
+          "as_of": a.as_of, "now": now} for a in assessments],
     )
 
 

@@ -54,7 +54,7 @@ def reassess_patient(patient_id: str, as_of: str | None = None) -> None:
 @app.task(name="imn.reassess_chunk", **_RETRY)
 def reassess_chunk(patient_ids: list[str], as_of: str | None = None) -> None:
     rt = get()
-    reassess(rt, patient_ids, _as_of(rt, as_of))
+    reassess(rt, patient_ids, _as_of(rt, as_of), skip_current=True)
     enqueue_due_notifications(rt)
 
 
@@ -184,7 +184,7 @@ def run_inline_ingest(rt: Runtime, inbox_ids: list[int], as_of: date | None) -> 
 def run_inline_reassess_all(rt: Runtime, as_of: date) -> ReassessCounts:
     total = ReassessCounts()
     for chunk in all_patient_chunks(rt, rt.settings.reassess_chunk):
-        total.add(reassess(rt, chunk, as_of))
+        total.add(reassess(rt, chunk, as_of, skip_current=True))
     deliver_inline(rt)
     return total
 

@@ -29,30 +29,34 @@ class ReassessCounts:
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
-def reassess(rt: Runtime, patient_ids: list[str], as_of: date) -> ReassessCounts:
-    """Assess the patients as of `as_of` and reconcile their alerts, in one transaction."""
+def reassess(rt: Runtime, patient_ids: list[str], as_of: date, skip_current: bool = False) -> ReassessCounts:
+    """Assess the patients as of `as_of` and reconcile their alerts, in one transaction.
+
+    skip_current (the nightly fan-out): a patient already assessed for this as_of with nothing
+    stored since would get the same assessment again (assess is pure), so it is skipped.
+    """
     counts = ReassessCounts()
     if not patient_ids:
         return counts
     now = utcnow()
     with session(rt.engine) as s:
-        dirty = repo.dirty_since_of(s, patient_ids)
-        timelines = repo.load_timelines(s, patient_ids)
-        for pid in patient_ids:
-            timeline = timelines.get(pid)
-            if timeline is None:
-                continue
-            assessment = assess(timeline, as_of)
-            r = repo.reconcile_alerts(s, pid, list(assessment.findings), as_of, now)
-            repo.save_assessment(s, assessment, now)
-            if dirty.get(pid) is not None:
-                repo.clear_dirty(s, pid, dirty[pid])
+        marks = repo.patient_marks(s, patient_ids)
+        if skip_current:
+            patient_ids = [p for p in patient_ids if p in marks and (marks[p][0] is not None or marks[p][1] != as_of)]
+        timelines = rt.timelines.load(s, patient_ids)
+        assessed = [assess(timelines[pid], as_of) for pid in patient_ids if pid in timelines]
+        results = repo.reconcile_many(s, {a.patient_id: list(a.findings) for a in assessed}, as_of, now)
+        for pid, r in results.items():
+            dirty_since = marks.get(pid, (None, None))[0]
+            if dirty_since is not None:
+                repo.clear_dirty(s, pid, dirty_since)
             counts.patients += 1
             counts.fired += r.fired
             counts.updated += r.updated
             counts.escalated += r.escalated
             counts.resolved += r.resolved
             counts.reopened += r.reopened
+        repo.save_assessments(s, assessed, now)
     log.info("reassessed %d patients as of %s: %s", counts.patients, as_of, vars(counts))
     return counts
 

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.interop.codemap import CodeMap
 from storage.db import make_engine
+from storage.repository import TimelineCache
 from tasks.settings import Settings
 
 log = logging.getLogger("imn.runtime")
@@ -29,6 +30,11 @@ class Runtime:
         import redis
 
         return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+
+    @cached_property
+    def timelines(self) -> TimelineCache:
+        """Timelines reused across reassessments while their stored events are unchanged."""
+        return TimelineCache(self.settings.timeline_cache)
 
     @cached_property
     def code_map(self) -> CodeMap:
@@ -58,4 +64,13 @@ def reset() -> None:
     global _current
     if _current is not None:
         _current.engine.dispose()
+    _current = None
+
+
+def after_fork() -> None:
+    """In a forked worker child: drop the parent's pooled connections without closing them (they
+    belong to the parent) and build this process's own runtime on first use."""
+    global _current
+    if _current is not None:
+        _current.engine.dispose(close=False)
     _current = None

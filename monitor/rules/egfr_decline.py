@@ -77,26 +77,37 @@ class _Run:
         return _pct(self.latest.value, self.baseline, sign)
 
 
-def _baseline(series: tuple[LabResult, ...], i: int) -> tuple[float, tuple[LabResult, ...]] | None:
-    """Median of the values of the 12 months before series[i] (same-day repeats excluded)."""
+def _baseline(series: tuple[LabResult, ...], i: int, lo: int = 0) -> tuple[float, tuple[LabResult, ...]] | None:
+    """Median of the values of the 12 months before series[i] (same-day repeats excluded).
+
+    `lo`: an index before which no value can be in the window (a scan start, to stay linear)."""
     on = series[i].effective_date
     start = on - timedelta(days=BASELINE_WINDOW_DAYS)
-    window = tuple(r for r in series[:i] if start <= r.effective_date < on)
+    window = tuple(r for r in series[lo:i] if start <= r.effective_date < on)
     if len(window) < BASELINE_MIN_VALUES:
         return None
     value = float(median(r.value for r in window))
     return (value, window) if value > 0 else None
 
 
+# clinical order is by instant: local dates can run a day backwards across time-zone offsets
+_ORDER_SLACK = timedelta(days=2)
+
+
 def _current_run(series: tuple[LabResult, ...], meets: Callable[[LabResult, float], bool]) -> _Run | None:
     """Walk the series once; a run's later values are judged against the run's first baseline."""
     run: _Run | None = None
+    lo = 0
     for i, x in enumerate(series):
         if run is not None and meets(x, run.baseline):
             run = _Run(run.first, x, run.baseline, run.baseline_values)
             continue
         run = None
-        found = _baseline(series, i)
+        # values older than the window (with slack for offsets) are never needed again
+        oldest = x.effective_date - timedelta(days=BASELINE_WINDOW_DAYS) - _ORDER_SLACK
+        while lo < i and series[lo].effective_date < oldest:
+            lo += 1
+        found = _baseline(series, i, lo)
         if found is not None and meets(x, found[0]):
             run = _Run(x, x, found[0], found[1])
     return run

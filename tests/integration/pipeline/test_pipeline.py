@@ -147,15 +147,16 @@ def big_feed(stack: Stack, patients: int = 100, per_patient: int = 40) -> tuple[
 
 
 def test_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:
-    f, n = big_feed(stack)
-    stack.start_worker(concurrency=2)
+    f, n = big_feed(stack, patients=300)
+    # queue everything first, then let a worker start on it and kill it after its first batches
     r = stack.cli("ingest", str(f), "--as-of", AS_OF, "--no-wait", "--json")
     assert r.returncode == 0, r.stderr
     batches = json.loads(r.stdout)["batches"]
-    assert batches >= 8
+    assert batches >= 20
+    stack.start_worker(concurrency=2)
     deadline = time.monotonic() + 60
-    while stack.scalar("select count(*) from inbox where state = 'processed'") < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while stack.scalar("select count(*) from inbox where state = 'processed'") < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
     stack.kill_workers(signal.SIGKILL)  # the whole worker, parent and children, mid-run
     done_at_kill = stack.scalar("select count(*) from inbox where state = 'processed'")
     assert done_at_kill < batches, "the kill came too late to interrupt anything"

@@ -276,7 +276,7 @@ def demo(
     patients: Annotated[int, typer.Option(min=1, help="synthetic patients")] = 200,
     years: Annotated[float, typer.Option(min=0.5, max=10)] = 3.0,
     seed: Annotated[int, typer.Option()] = 20261126,
-    step_days: Annotated[int, typer.Option(min=1, help="days between simulated nightly runs")] = 7,
+    step_days: Annotated[int, typer.Option(min=1, help="simulated days between nightly runs (1 = every night)")] = 14,
     data_dir: Annotated[Path, typer.Option(help="where the demo database and files go")] = Path("imn-demo"),
 ) -> None:
     """Run a synthetic cohort end to end through the real ingest path and print a summary."""

@@ -38,6 +38,14 @@ def age_on(birth: date, on: date) -> int:
 
 
 def egfr_series(timeline: Timeline) -> tuple[LabResult, ...]:
+    """egfr_series, computed once per (immutable) timeline: nightly runs reuse cached timelines."""
+    held = timeline._derived.get("egfr")
+    if held is None:
+        held = timeline._derived["egfr"] = _egfr_series(timeline)
+    return held  # type: ignore[return-value]
+
+
+def _egfr_series(timeline: Timeline) -> tuple[LabResult, ...]:
     """Reported eGFR values, plus CKD-EPI 2021 from creatinine on days with no reported eGFR.
 
     Needs birth date and sex (male/female); without them only reported values are returned.

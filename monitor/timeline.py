@@ -49,6 +49,8 @@ class Timeline:
     medications: tuple[MedicationEvent, ...] = ()  # usable, ordered by start
     preliminary: tuple[LabResult, ...] = ()  # stored but not used by rules until final
     _by_analyte: dict[str, tuple[LabResult, ...]] = field(default_factory=dict, repr=False, compare=False)
+    # derived series computed once per timeline (it is immutable); see egfr.egfr_series
+    _derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, patient_id: str, events: Iterable[AnyEvent]) -> "Timeline":

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 log = logging.getLogger("imn.storage")
@@ -45,8 +44,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     if url in ("sqlite://", "sqlite:///:memory:"):
         raise ValueError("an in-memory SQLite database cannot be shared by processes; use a file")
-    # each connection is cheap and SQLite serialises writers anyway; no pool keeps files open
-    kwargs.setdefault("poolclass", NullPool)
+    # pooled: closing the last connection of a WAL database checkpoints and removes the WAL file,
+    # which made every short session pay for a checkpoint (forked children dispose their copy)
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
     # we emit BEGIN ourselves (below): the driver's implicit transactions would defeat BEGIN IMMEDIATE

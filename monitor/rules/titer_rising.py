@@ -13,6 +13,9 @@ Interpretations:
   series (a same-day earlier result counts).
 - The 1.5x and +10 RU/mL limits are inclusive ("≥"); a tiny tolerance absorbs float rounding so that
   exactly 1.5x (e.g. 13.3 -> 19.95) counts.
+- "Rising" also needs the latest value to be no lower than the measurement before it: a titer that
+  fell since (e.g. after re-treatment, 114.7 -> 41.8 RU/mL) is not rising any more, even while it
+  is still >= 1.5x the 12-month low (clinical-rules.md is silent; the rule's name and purpose).
 - Episode = date of the first value of the current run of values that each met the condition
   against their own window, so a still-rising titer keeps one alert and a new rise after the
   condition cleared is a new one.
@@ -53,7 +56,7 @@ def _rise(titers: tuple[LabResult, ...], i: int) -> LabResult | None:
     """The window's lowest value when titers[i] meets the condition, else None."""
     value = titers[i].value
     lowest = _lowest_before(titers, i)
-    if lowest is None or value < RISING_TITER_MIN_RU_ML:
+    if lowest is None or value < RISING_TITER_MIN_RU_ML or value < titers[i - 1].value:
         return None
     if value + _EPS >= RISE_FACTOR * lowest.value and value - lowest.value + _EPS >= RISE_MIN_RU_ML:
         return lowest

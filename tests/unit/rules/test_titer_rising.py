@@ -90,3 +90,16 @@ def test_resolves_when_the_latest_no_longer_meets_it_and_a_new_rise_is_a_new_epi
     assert findings_of(RULE, events, day(180)) == []
     [f] = findings_of(RULE, events, day(270))
     assert f.episode == day(270).isoformat()
+
+
+def test_a_titer_falling_after_re_treatment_is_no_longer_rising() -> None:
+    """Found in the demo cohort: 2 -> 126 -> 115 (rituximab) -> 42 RU/mL kept 'rising' open."""
+    events = [titer(2, 0), titer(126, 90), titer(114.7, 150), titer(41.8, 190)]
+    assert [f.episode for f in findings_of(RULE, events, day(90))] == [day(90).isoformat()]
+    assert findings_of(RULE, events, day(150)) == []  # 115 < 126: the rise has stopped
+    assert findings_of(RULE, events, day(190)) == []  # still 20x the low, but falling
+
+
+def test_a_titer_equal_to_the_previous_one_still_counts_as_risen() -> None:
+    events = [titer(10, 0), titer(40, 90), titer(40, 180)]
+    assert [f.episode for f in findings_of(RULE, events, day(180))] == [day(90).isoformat()]

@@ -324,6 +324,19 @@ def scheduler() -> None:
 
 
 @app.command()
+def mllp(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+         port: Annotated[int, typer.Option(min=0, max=65535)] = 2575) -> None:
+    """Listen for HL7 v2 messages over MLLP: store, acknowledge, then queue each one."""
+    import asyncio
+
+    from cli.mllp import serve
+
+    rt = _runtime()
+    typer.echo(f"MLLP listener on {host}:{port} (database {rt.engine.url.render_as_string(hide_password=True)})")
+    asyncio.run(serve(rt, host, port))
+
+
+@app.command()
 def sweep() -> None:
     """Re-drive lost work once: unprocessed inbox rows, pending reassessments, due notifications."""
     from tasks import jobs

@@ -6,6 +6,7 @@ COPY storage storage
 COPY tasks tasks
 COPY cli cli
 COPY synthetic synthetic
+COPY feed feed
 RUN pip install --no-cache-dir . && useradd --create-home imn
 USER imn
 CMD ["imn-monitor", "--help"]

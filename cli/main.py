@@ -254,7 +254,8 @@ def patient(
         if stored is None:
             raise UserError(f"no patient {patient_id}")
         timeline = repo.load_timeline(s, patient_id)
-    day = day or stored.get("last_as_of_date") or rt.settings.today()
+    last = stored.get("last_as_of")  # the date the patient was last assessed for (ISO text or date)
+    day = day or (date.fromisoformat(last) if isinstance(last, str) else last) or rt.settings.today()
     output.print_patient(stored, assess(timeline, day), timeline, as_json)
 
 
@@ -361,3 +362,81 @@ def main() -> None:
         logging.getLogger("imn.cli").debug("failure", exc_info=True)
         typer.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
         sys.exit(1)
+
+
+# --- the HTTP feed and its API keys -------------------------------------------------------------
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP feed.")
+app.add_typer(keys_app, name="keys")
+
+
+class Role(str, Enum):
+    ingest = "ingest"
+    clinician = "clinician"
+    admin = "admin"
+
+
+@app.command()
+def api(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=0, max=65535)] = 8000) -> None:
+    """Serve the HTTP feed (FastAPI on uvicorn): ingestion, alerts, patients, stream, FHIR, metrics."""
+    import uvicorn
+
+    from feed import create_app
+
+    rt = _runtime()
+    typer.echo(f"HTTP feed on http://{host}:{port} (database {rt.engine.url.render_as_string(hide_password=True)}, "
+               f"{'embedded' if rt.settings.embedded else 'broker'} mode); OpenAPI at /docs")
+    uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+
+
+@keys_app.command("create")
+def keys_create(role: Annotated[Role, typer.Option("--role", help="ingest | clinician | admin")],
+                name: Annotated[Optional[str], typer.Option("--name", help="who uses it (written to the audit trail)")] = None) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from storage import api_keys
+    from storage.db import session
+
+    rt = _runtime()
+    try:
+        with session(rt.engine) as s:
+            token, key = api_keys.create_key(s, name or f"{role.value}-key", role.value)
+    except api_keys.ApiKeyError as exc:
+        raise UserError(str(exc)) from None
+    typer.echo(token)
+    typer.echo(f"key {key.id} ({key.prefix}…) for {key.name!r}, role {key.role}: store it now, it is not shown again",
+               err=True)
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List API keys (never the keys themselves)."""
+    from storage import api_keys
+    from storage.db import session
+
+    rt = _runtime()
+    with session(rt.engine, write=False) as s:
+        rows = [k.as_dict() for k in api_keys.list_keys(s)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no API keys")
+    for r in rows:
+        state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
+        typer.echo(f"{r['id']:>4}  {r['prefix']}…  {r['role']:<9}  {r['name']}  created {r['created_at']}  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="the key's id or prefix")]) -> None:
+    """Revoke an API key (it stops working at once)."""
+    from storage import api_keys
+    from storage.db import session
+
+    rt = _runtime()
+    try:
+        with session(rt.engine) as s:
+            k = api_keys.revoke(s, key)
+    except api_keys.ApiKeyError as exc:
+        raise UserError(str(exc)) from None
+    typer.echo(f"key {k.id} ({k.prefix}…, {k.name}) revoked at {k.revoked_at.isoformat() if k.revoked_at else ''}")

@@ -183,3 +183,67 @@ class NightlyRunRow(SQLModel, table=True):
     owner: str = Field(max_length=200)
     state: str = Field(default="running", max_length=16)  # running | finished | failed
     patients: int | None = None
+
+
+API_KEY_ROLES = ("ingest", "clinician", "admin")
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """A bearer API key of the HTTP feed: only its SHA-256 and a short prefix (to tell keys apart in
+    listings and logs) are stored; the key itself is shown once, when it is created."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = _pk()
+    name: str = Field(max_length=200)  # the acting identity written to the alert audit trail
+    role: str = Field(max_length=16)  # ingest | clinician | admin
+    prefix: str = Field(max_length=16, index=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+# --- webhook subscriptions (clinician feed consumers): one delivery per matching outbox row --------
+
+DELIVERY_STATES = ("pending", "delivered", "dead")
+
+
+class WebhookSubscriptionRow(SQLModel, table=True):
+    """A receiver of alert notifications. `secret` is stored as given (not hashed): it is needed to
+    sign every delivery (HMAC-SHA256), so it is shown once at creation and never listed again; protect
+    the database (and its backups) accordingly. `filters`: {"rules": [...], "severities": [...],
+    "patients": [...]}, an absent or empty list matching everything."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: int | None = _pk()
+    name: str = Field(max_length=200)
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=200)
+    filters: dict[str, Any] = _json(nullable=False)
+    active: bool = Field(default=True)
+    created_at: datetime
+    deactivated_at: datetime | None = None
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    __tablename__ = "webhook_deliveries"
+
+    id: int | None = _pk()
+    subscription_id: int = _fk("webhook_subscriptions.id")
+    outbox_id: int = _fk("outbox.id")
+    state: str = Field(default="pending", max_length=16)  # pending | delivered | dead
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "outbox_id", name="uq_webhook_deliveries_subscription_outbox"),
+        Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+
+# fan-out reads the recent outbox rows by creation time (migration 0003)
+Index("ix_outbox_created_at", OutboxRow.__table__.c.created_at)  # type: ignore[attr-defined]

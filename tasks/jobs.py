@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from storage import repository as repo
 from storage.db import session
-from tasks import notify
+from tasks import notify, webhooks
 from tasks.app import app
 from tasks.ingest import IngestCounts, process_inbox, utcnow
 from tasks.reassess import ReassessCounts, all_patient_chunks, reassess
@@ -75,6 +75,11 @@ def deliver_notification(outbox_id: int) -> str:
     return notify.deliver(get(), outbox_id)
 
 
+@app.task(name="imn.deliver_webhook", **_RETRY)
+def deliver_webhook(delivery_id: int) -> str:
+    return webhooks.deliver(get(), delivery_id)
+
+
 @app.task(name="imn.sweep", **_RETRY)
 def sweep() -> dict[str, int]:
     return sweep_once(get())
@@ -102,12 +107,18 @@ def request_reassessment(rt: Runtime, patient_ids: list[str], as_of: str | None)
 
 
 def enqueue_due_notifications(rt: Runtime) -> int:
-    if not rt.settings.webhook_url:
-        return 0
-    ids = notify.due_notifications(rt, utcnow())
-    for outbox_id in ids:
-        deliver_notification.delay(outbox_id)
-    return len(ids)
+    n = 0
+    if rt.settings.webhook_url:
+        ids = notify.due_notifications(rt, utcnow())
+        for outbox_id in ids:
+            deliver_notification.delay(outbox_id)
+        n = len(ids)
+    # webhook subscriptions: fan the outbox out to them, then one task per due delivery
+    webhooks.fan_out(rt)
+    deliveries = webhooks.due(rt)
+    for delivery_id in deliveries:
+        deliver_webhook.delay(delivery_id)
+    return n + len(deliveries)
 
 
 def sweep_once(rt: Runtime) -> dict[str, int]:
@@ -193,3 +204,4 @@ def deliver_inline(rt: Runtime) -> None:
     if rt.settings.webhook_url:
         for outbox_id in notify.due_notifications(rt, utcnow()):
             notify.deliver(rt, outbox_id)
+    webhooks.deliver_due(rt)

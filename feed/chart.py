@@ -1,0 +1,262 @@
+"""A patient's course as one PNG: render_chart(timeline, alerts, as_of) -> bytes.
+
+Pure: no I/O besides the returned bytes (matplotlib's Agg backend, an explicit Figure, no pyplot
+state shared between threads). Panels, top to bottom:
+
+- therapy strip: anti-CD20 courses (monitor.therapy.anti_cd20_courses), calcineurin-inhibitor
+  windows, cyclophosphamide, glucocorticoids as bars (an open course runs to as_of); the same spans
+  are shaded lightly behind the data panels;
+- anti-PLA2R (RU/mL, left axis, log scale when the titres span a wide range) and proteinuria
+  (g/d, right axis: 24-h collections, UPCR on days without one, as the rules read it), with the
+  KDIGO reference lines 14/20 RU/mL and 3.5 g/d;
+- serum albumin (g/L) and CsA/tacrolimus troughs (ng/mL), when any were measured.
+
+Alerts are vertical markers at their raise time labelled with the rule id (critical red, warning
+orange, info grey; resolved ones dotted).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta, timezone, UTC
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib import dates as mdates
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from monitor.events import LabResult, MedicationEvent
+from monitor.therapy import anti_cd20_courses
+from monitor.timeline import Timeline
+
+PLA2R_THRESHOLDS = (14.0, 20.0)  # RU/mL: KDIGO 2021, negative < 14, positive >= 20 (Euroimmun ELISA)
+NEPHROTIC_G_PER_DAY = 3.5
+ALBUMIN_LOW_G_PER_L = 25.0  # clinical-rules.md: thrombosis risk below 25 g/L
+
+THERAPY_ROWS: tuple[tuple[str, frozenset[str], str], ...] = (
+    ("anti-CD20", frozenset(), "#7b3fa0"),  # from anti_cd20_courses
+    ("CNI", frozenset({"cyclosporine", "tacrolimus"}), "#d9822b"),
+    ("cyclophosphamide", frozenset({"cyclophosphamide"}), "#c23b3b"),
+    ("steroids", frozenset({"glucocorticoid"}), "#3c8d4f"),
+)
+SEVERITY_COLOURS = {"critical": "#c0392b", "warning": "#e67e22", "info": "#7f8c8d"}
+C_PLA2R, C_PROT, C_ALB, C_CSA, C_TAC = "#1f5fa8", "#b8860b", "#2e7d32", "#8e44ad", "#d35400"
+MIN_BAND_DAYS = 4  # a single infusion still shows as a visible band
+
+
+def _naive(d: date | datetime) -> datetime:
+    """Naive UTC datetimes for matplotlib (dates at midnight)."""
+    if isinstance(d, datetime):
+        return d.astimezone(UTC).replace(tzinfo=None) if d.tzinfo else d
+    return datetime.combine(d, time())
+
+
+def _parse_when(v: Any) -> datetime | None:
+    if isinstance(v, (datetime, date)):
+        return _naive(v)
+    if isinstance(v, str) and v:
+        try:
+            return _naive(datetime.fromisoformat(v.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def alert_time(alert: dict[str, Any], as_of: date) -> datetime | None:
+    """Where an alert sits on the clinical time axis: at the newest dated evidence behind it (the
+    result that made it fire), else at its raise time; never after as_of. (raised_at is wall-clock
+    time: results loaded late or assessed for a past date would otherwise all pile up at today.)"""
+    dated = [w for e in alert.get("evidence") or []
+             if (w := _parse_when(e.get("effective_at") or e.get("start"))) is not None]
+    when = max(dated) if dated else _parse_when(alert.get("raised_at"))
+    if when is None:
+        return None
+    return min(when, _naive(as_of) + timedelta(hours=23))
+
+
+def _course_end(m: MedicationEvent, as_of: date) -> date:
+    if m.frequency == "once":
+        return m.start
+    return min(m.end, as_of) if m.end is not None else as_of
+
+
+def therapy_spans(timeline: Timeline, as_of: date) -> dict[str, list[tuple[date, date, str]]]:
+    """{row label: [(start, end, label)]} of the therapies shown, in THERAPY_ROWS order."""
+    out: dict[str, list[tuple[date, date, str]]] = {}
+    for c in anti_cd20_courses(timeline, as_of):
+        out.setdefault("anti-CD20", []).append((c.first_dose, c.last_dose, f"{c.agent} x{len(c.doses)}"))
+    for label, drugs, _ in THERAPY_ROWS[1:]:
+        for m in timeline.medications:
+            if m.drug in drugs and m.start <= as_of:
+                out.setdefault(label, []).append((m.start, _course_end(m, as_of), m.drug))
+    return {label: out[label] for label, _, _ in THERAPY_ROWS if label in out}
+
+
+def _xy(series: Iterable[LabResult]) -> tuple[list[datetime], list[float]]:
+    xs, ys = [], []
+    for r in series:
+        xs.append(_naive(r.effective_at))
+        ys.append(r.value)
+    return xs, ys
+
+
+def render_chart(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
+                 width_px: int = 1100, dpi: int = 100) -> bytes:
+    """The patient's chart as PNG bytes (see the module docstring)."""
+    tl = timeline.until(as_of)
+    spans = therapy_spans(tl, as_of)
+    pla2r = _xy(tl.series("anti_pla2r"))
+    prot = _xy(tl.proteinuria())
+    alb = _xy(tl.series("serum_albumin"))
+    csa = _xy(tl.series("csa_trough"))
+    tac = _xy(tl.series("tac_trough"))
+    marks = [(w, a) for a in alerts if (w := alert_time(a, as_of)) is not None]
+
+    # the time window: everything shown, up to as_of
+    points = [x for s in (pla2r, prot, alb, csa, tac) for x in s[0]]
+    points += [_naive(d) for rows in spans.values() for (a, b, _) in rows for d in (a, b)]
+    points += [w for w, _ in marks]
+    end = _naive(as_of + timedelta(days=1))
+    start = min(points) if points else end - timedelta(days=365)
+    start = min(start, end - timedelta(days=60))
+    pad = (end - start) * 0.03
+    x0, x1 = start - pad, end + pad
+
+    second = bool(alb[0] or csa[0] or tac[0])
+    rows = [0.22 + 0.13 * max(len(spans), 1), 3.0] + ([1.8] if second else [])
+    height_in = 1.1 + sum(rows) * 1.25
+    fig = Figure(figsize=(width_px / dpi, height_in), dpi=dpi)
+    gs = fig.add_gridspec(len(rows), 1, height_ratios=rows, hspace=0.12)
+    ax_t = fig.add_subplot(gs[0])
+    ax1 = fig.add_subplot(gs[1], sharex=ax_t)
+    ax2 = fig.add_subplot(gs[2], sharex=ax_t) if second else None
+    data_axes = [ax1] + ([ax2] if ax2 is not None else [])
+
+    title = f"Patient {timeline.patient_id} — as of {as_of.isoformat()}"
+    fig.suptitle(title, x=0.01, ha="left", fontsize=13, fontweight="bold")
+
+    # --- therapy strip (Gantt rows) and light shading behind the data panels
+    colours = {label: c for label, _, c in THERAPY_ROWS}
+    labels = list(spans) or ["no therapy recorded"]
+    for i, label in enumerate(labels):
+        y = len(labels) - 1 - i
+        for a, b, text in spans.get(label, []):
+            left = _naive(a)
+            right = max(_naive(b) + timedelta(days=1), left + timedelta(days=MIN_BAND_DAYS))
+            ax_t.barh(y, right - left, left=left, height=0.7, color=colours[label], alpha=0.85)
+            ax_t.text(left + (right - left) / 2 if right - left > (x1 - x0) * 0.12 else right, y,
+                      f" {text}", va="center",
+                      ha="center" if right - left > (x1 - x0) * 0.12 else "left",
+                      fontsize=8, color="white" if right - left > (x1 - x0) * 0.12 else "#333")
+            for ax in data_axes:
+                ax.axvspan(left, right, color=colours[label], alpha=0.08, lw=0)
+    ax_t.set_yticks(range(len(labels)), list(reversed(labels)), fontsize=9)
+    ax_t.set_ylim(-0.6, len(labels) - 0.4)
+    ax_t.tick_params(axis="x", labelbottom=False)
+    ax_t.set_title("therapy", loc="right", fontsize=9, color="#555")
+    for side in ("top", "right"):
+        ax_t.spines[side].set_visible(False)
+
+    # --- anti-PLA2R and proteinuria
+    ax1.set_ylabel("anti-PLA2R (RU/mL)", color=C_PLA2R)
+    ax1.tick_params(axis="y", colors=C_PLA2R)
+    if pla2r[0]:
+        lo, hi = max(min(pla2r[1]), 1.0), max(pla2r[1])
+        if hi / lo > 50:
+            ax1.set_yscale("log")
+            ax1.plot(pla2r[0], [max(v, 1.0) for v in pla2r[1]], "o-", color=C_PLA2R, lw=2, ms=5,
+                     label="anti-PLA2R")
+            ax1.set_ylim(0.8, hi * 1.6)
+        else:
+            ax1.plot(pla2r[0], pla2r[1], "o-", color=C_PLA2R, lw=2, ms=5, label="anti-PLA2R")
+            ax1.set_ylim(0, max(hi, PLA2R_THRESHOLDS[1]) * 1.2)
+        for thr, style in zip(PLA2R_THRESHOLDS, (":", "--")):
+            ax1.axhline(thr, color=C_PLA2R, ls=style, lw=0.9, alpha=0.55)
+            ax1.annotate(f"{thr:g} RU/mL", (0.002, thr), xycoords=("axes fraction", "data"), fontsize=7,
+                         color=C_PLA2R, alpha=0.8, va="bottom")
+    else:
+        ax1.set_yticks([])
+    axp = ax1.twinx()
+    axp.set_ylabel("proteinuria (g/d)", color=C_PROT)
+    axp.tick_params(axis="y", colors=C_PROT)
+    if prot[0]:
+        axp.plot(prot[0], prot[1], "s-", color=C_PROT, lw=2, ms=5, label="proteinuria")
+        axp.set_ylim(0, max(max(prot[1]), NEPHROTIC_G_PER_DAY) * 1.2)
+    else:
+        axp.set_ylim(0, NEPHROTIC_G_PER_DAY * 1.5)
+    axp.axhline(NEPHROTIC_G_PER_DAY, color=C_PROT, ls="--", lw=0.9, alpha=0.6)
+    axp.annotate("3.5 g/d", (0.998, NEPHROTIC_G_PER_DAY), xycoords=("axes fraction", "data"), fontsize=7,
+                 color=C_PROT, ha="right", va="bottom")
+    if not pla2r[0] and not prot[0]:
+        ax1.text(0.5, 0.5, "no anti-PLA2R or proteinuria results", transform=ax1.transAxes, ha="center",
+                 color="#777")
+    series_handles = [h for ax in (ax1, axp) for h in ax.get_legend_handles_labels()[0]]
+
+    # --- albumin and CNI troughs
+    if ax2 is not None:
+        ax2.set_ylabel("albumin (g/L)", color=C_ALB)
+        ax2.tick_params(axis="y", colors=C_ALB)
+        handles: list[Any] = []
+        if alb[0]:
+            handles += ax2.plot(alb[0], alb[1], "D-", color=C_ALB, lw=1.8, ms=4, label="albumin")
+            ax2.axhline(ALBUMIN_LOW_G_PER_L, color=C_ALB, ls="--", lw=0.9, alpha=0.55)
+            ax2.set_ylim(0, max(max(alb[1]), 45) * 1.1)
+        else:
+            ax2.set_yticks([])
+        if csa[0] or tac[0]:
+            axc = ax2.twinx()
+            axc.set_ylabel("CNI trough (ng/mL)", color="#555")
+            if csa[0]:
+                handles += axc.plot(csa[0], csa[1], "^-", color=C_CSA, lw=1.5, ms=5, label="CsA trough")
+            if tac[0]:
+                handles += axc.plot(tac[0], tac[1], "v-", color=C_TAC, lw=1.5, ms=5, label="tacrolimus trough")
+            axc.set_ylim(0, max(csa[1] + tac[1]) * 1.25)
+        series_handles += handles
+
+    # --- alerts: vertical markers with the rule id (alerts close together share one label)
+    close = (x1 - x0) * 0.015
+    groups: list[tuple[datetime, list[str], str]] = []
+    for when, a in sorted(marks, key=lambda m: m[0]):
+        colour = SEVERITY_COLOURS.get(str(a.get("severity")), "#7f8c8d")
+        resolved = a.get("status") == "resolved"
+        for ax in [ax_t, *data_axes]:
+            ax.axvline(when, color=colour, lw=1.4, ls=":" if resolved else "-", alpha=0.5 if resolved else 0.9)
+        rule = str(a.get("rule", "alert"))
+        if groups and when - groups[-1][0] <= close:
+            if rule not in groups[-1][1]:
+                groups[-1][1].append(rule)
+        else:
+            groups.append((when, [rule], colour))
+    for when, rules, colour in groups:
+        ax1.annotate(" · ".join(rules), (when, 0.99), xycoords=("data", "axes fraction"),
+                     rotation=90, ha="right", va="top", fontsize=8, color=colour,
+                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+
+    last = data_axes[-1]
+    last.set_xlim(x0, x1)
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+    last.xaxis.set_major_locator(locator)
+    last.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    for ax in data_axes[:-1]:
+        ax.tick_params(axis="x", labelbottom=False)
+    for ax in data_axes:
+        ax.grid(True, axis="x", color="#ddd", lw=0.6)
+        ax.axvline(_naive(as_of), color="#444", lw=0.8, ls="-.", alpha=0.4)
+
+    legend = list(series_handles)
+    legend += [Patch(color=colours[label], alpha=0.85, label=label) for label in spans]
+    legend += [Patch(color=c, label=f"{sev} alert") for sev, c in SEVERITY_COLOURS.items()
+               if any(a.get("severity") == sev for _, a in marks)]
+    if legend:
+        fig.legend(handles=legend, loc="upper right", ncol=min(len(legend), 6), fontsize=8, frameon=False,
+                   bbox_to_anchor=(0.99, 1.0 - 0.05 / height_in))
+
+    fig.subplots_adjust(left=0.12, right=0.93, top=1 - 0.95 / height_in, bottom=0.45 / height_in)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

@@ -1,0 +1,69 @@
+"""Patients: a summary (assessed now from the stored timeline) and the timeline itself."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from sqlalchemy.orm import Session
+
+from feed.auth import AUTH_RESPONSES, clinician_key
+from feed.deps import get_runtime, read_session
+from monitor import assess
+from storage import repository as repo
+from storage import views
+from storage.api_keys import ApiKey
+
+router = APIRouter(tags=["patients"], responses={**AUTH_RESPONSES, 404: {"description": "no such patient"}})
+PatientId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _stored(s: Session, patient_id: str) -> dict[str, Any]:
+    stored = views.patient_view(s, patient_id)
+    if stored is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such patient")
+    return stored
+
+
+@router.get("/patients/{patient_id}", responses={400: {"description": "as_of out of range"}})
+def patient_summary(
+    patient_id: PatientId, request: Request, s: Session = Depends(read_session),
+    _: ApiKey = Depends(clinician_key),
+    as_of: Annotated[date | None, Query(description="assess as of this date (default: the patient's last "
+                                                    "assessment date, else today)")] = None,
+) -> dict[str, Any]:
+    """Remission state, risk category, active therapies, latest values (canonical units) and open
+    alerts, from an assessment of the stored timeline."""
+    if as_of is not None and not (date(1900, 1, 1) <= as_of <= date(2200, 12, 31)):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="as_of must be between 1900 and 2200")
+    stored = _stored(s, patient_id)
+    timeline = repo.load_timeline(s, patient_id)
+    day = as_of or (date.fromisoformat(stored["last_as_of"]) if stored.get("last_as_of") else None) \
+        or get_runtime(request).settings.today()
+    summary = assess(timeline, day).summary()
+    return {**summary, "open_alerts": stored["open_alerts"], "events": stored["events"],
+            "pending_reassessment": stored["pending_reassessment"],
+            "last_assessed_at": stored.get("last_assessed_at"), "last_as_of": stored.get("last_as_of"),
+            "stored_remission_state": stored.get("remission_state"),
+            "stored_risk_category": stored.get("risk_category")}
+
+
+@router.get("/patients/{patient_id}/timeline")
+def patient_timeline(patient_id: PatientId, s: Session = Depends(read_session),
+                     _: ApiKey = Depends(clinician_key)) -> dict[str, Any]:
+    """Usable lab results (clinical order, canonical units), medications and preliminary results."""
+    _stored(s, patient_id)
+    t = repo.load_timeline(s, patient_id)
+
+    def lab(r: Any) -> dict[str, Any]:
+        return {"analyte": r.analyte, "value": r.value, "unit": r.unit, "comparator": r.comparator,
+                "effective_at": r.effective_at.isoformat(), "status": r.status}
+
+    return {"patient_id": patient_id,
+            "labs": [lab(r) for r in t.labs],
+            "medications": [{"drug": m.drug, "dose": m.dose, "unit": m.unit, "route": m.route,
+                             "frequency": m.frequency, "start": m.start.isoformat(),
+                             "end": m.end.isoformat() if m.end else None, "status": m.status}
+                            for m in t.medications],
+            "preliminary": [lab(r) for r in t.preliminary]}

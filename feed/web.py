@@ -1,0 +1,248 @@
+"""The clinician's web page: server-rendered (Jinja2, feed/templates), no front-end build, no external
+assets.
+
+    GET  /                          open alerts, critical first, with message and evidence
+    GET  /ui/patients/{id}          summary, chart, the patient's alerts
+    GET  /ui/login, POST /ui/login  the API key once -> session cookie; POST /ui/logout
+    POST /ui/alerts/{id}/acknowledge, /ui/alerts/{id}/resolve   forms; redirect back (303)
+
+Authentication is the API keys (clinician or admin role). A browser cannot send a bearer header from
+a link, so the key is posted once to /ui/login and kept in a cookie: `imn_session` =
+"<nonce>.<key>", HttpOnly, SameSite=Strict, Path=/, Secure when the request came over https. Every
+request re-authenticates the key (a revoked key logs the session out at once) and no server-side
+session state exists, so any number of api processes can serve the page.
+
+CSRF: the cookie is SameSite=Strict (not sent on cross-site requests at all), and every form carries
+a per-session token, HMAC-SHA256(key, "imn-ui-csrf:" + nonce), checked in constant time. Actions go
+through storage.alerts with the key's name as the actor (audited like the API's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.templating import Jinja2Templates
+
+from feed.auth import ADMIN, CLINICIAN, bearer
+from feed.schemas import Id
+from storage import api_keys, views
+from storage import repository as repo
+from storage.api_keys import ApiKey
+from storage.db import session
+
+COOKIE = "imn_session"
+UI_ROLES = frozenset({CLINICIAN, ADMIN})
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+router = APIRouter(include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    """Raised by the UI dependency: the exception handler redirects to the login page."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+class UiSession:
+    def __init__(self, key: ApiKey, nonce: str, token: str) -> None:
+        self.key, self.nonce = key, nonce
+        self.csrf = csrf_token(token, nonce)
+
+
+def csrf_token(token: str, nonce: str) -> str:
+    return hmac.new(token.encode(), b"imn-ui-csrf:" + nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def _engine(request: Request) -> Any:
+    return request.app.state.runtime.engine
+
+
+def _authenticate(request: Request, token: str | None) -> ApiKey | None:
+    if not token:
+        return None
+    with session(_engine(request), write=False) as s:
+        return api_keys.authenticate(s, token)
+
+
+def _from_cookie(request: Request) -> UiSession | None:
+    raw = request.cookies.get(COOKIE, "")
+    nonce, _, token = raw.partition(".")
+    if not nonce or not token:
+        return None
+    key = _authenticate(request, token)
+    if key is None or key.role not in UI_ROLES:
+        return None
+    return UiSession(key, nonce, token)
+
+
+def ui_session(request: Request) -> UiSession:
+    """The page's dependency: a clinician/admin session, or a redirect to the login page."""
+    sess = _from_cookie(request)
+    if sess is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target)
+    return sess
+
+
+def clinician_or_ui_session(request: Request,
+                            credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiKey:
+    """A bearer key (clinician/admin) or, for images embedded in the page, the UI session cookie."""
+    if credentials is not None:
+        from feed.auth import authenticate
+
+        key = authenticate(request, credentials)
+        if key.role not in UI_ROLES:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"forbidden for role {key.role}")
+        return key
+    sess = _from_cookie(request)
+    if sess is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing or invalid API key",
+                            headers={"WWW-Authenticate": 'Bearer realm="imn-monitor"'})
+    return sess.key
+
+
+def _check_csrf(sess: UiSession, token: str) -> None:
+    if not hmac.compare_digest(sess.csrf, token or ""):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid CSRF token; reload the page")
+
+
+def _safe_next(url: str | None, default: str = "/") -> str:
+    """Only local paths: never an open redirect."""
+    if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return default
+    return url
+
+
+def _redirect(url: str, **flash: str) -> RedirectResponse:
+    if flash:
+        sep = "&" if "?" in url else "?"
+        url += sep + "&".join(f"{k}={quote(v)}" for k, v in flash.items())
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _page(request: Request, name: str, context: dict[str, Any], code: int = 200) -> HTMLResponse:
+    resp = templates.TemplateResponse(request, name, context, status_code=code)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Content-Security-Policy"] = ("default-src 'none'; img-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
+
+
+def _flash(request: Request) -> dict[str, str | None]:
+    return {"ok": request.query_params.get("ok"), "error": request.query_params.get("error")}
+
+
+# ------------------------------------------------------------------------------------------ pages
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, sess: UiSession = Depends(ui_session)) -> HTMLResponse:
+    with session(_engine(request), write=False) as s:
+        alerts = views.list_alerts(s, status="open")
+    # critical first; within a severity the oldest unhandled first would bury new ones: newest first
+    alerts.sort(key=lambda a: SEVERITY_RANK.get(a["severity"], 3))
+    counts = {sev: sum(1 for a in alerts if a["severity"] == sev) for sev in SEVERITY_RANK}
+    return _page(request, "alerts.html", {"sess": sess, "alerts": alerts, "counts": counts,
+                                          "flash": _flash(request), "here": "/"})
+
+
+@router.get("/ui/patients/{patient_id}", response_class=HTMLResponse)
+def patient_page(patient_id: str, request: Request, sess: UiSession = Depends(ui_session)) -> HTMLResponse:
+    with session(_engine(request), write=False) as s:
+        patient = views.patient_view(s, patient_id)
+        alerts = views.list_alerts(s, patient_id=patient_id) if patient is not None else []
+    if patient is None:
+        return _page(request, "not_found.html", {"sess": sess, "what": f"patient {patient_id}"}, 404)
+    here = f"/ui/patients/{quote(patient_id, safe='')}"
+    open_alerts = [a for a in alerts if a["status"] != "resolved"]
+    closed = [a for a in alerts if a["status"] == "resolved"]
+    return _page(request, "patient.html", {
+        "sess": sess, "patient": patient, "summary": patient.get("summary") or {}, "open_alerts": open_alerts,
+        "closed_alerts": closed, "flash": _flash(request), "here": here,
+        # the chart as of the patient's last assessment: what the alerts on this page reflect
+        "chart_url": f"/patients/{quote(patient_id, safe='')}/chart.png"
+                     + (f"?as_of={patient['last_as_of']}" if patient.get("last_as_of") else ""),
+    })
+
+
+# ------------------------------------------------------------------------------------ log in / out
+
+
+@router.get("/ui/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    return _page(request, "login.html", {"sess": None, "next": _safe_next(next), "error": None})
+
+
+@router.post("/ui/login")
+def login(request: Request, key: str = Form(..., max_length=300), next: str = Form("/")) -> Response:
+    token = key.strip()
+    found = _authenticate(request, token)
+    if found is None or found.role not in UI_ROLES:
+        error = "Unknown or revoked key." if found is None else "This key's role cannot use the clinician page."
+        return _page(request, "login.html", {"sess": None, "next": _safe_next(next), "error": error},
+                     status.HTTP_401_UNAUTHORIZED if found is None else status.HTTP_403_FORBIDDEN)
+    resp = _redirect(_safe_next(next))
+    resp.set_cookie(COOKIE, f"{secrets.token_urlsafe(16)}.{token}", httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https", path="/")
+    return resp
+
+
+@router.post("/ui/logout")
+def logout(request: Request, csrf: str = Form("")) -> Response:
+    sess = _from_cookie(request)
+    if sess is not None:
+        _check_csrf(sess, csrf)
+    resp = _redirect("/ui/login")
+    resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return resp
+
+
+# ---------------------------------------------------------------------------------------- actions
+
+
+@router.post("/ui/alerts/{alert_id}/acknowledge")
+def ui_acknowledge(alert_id: Id, request: Request, csrf: str = Form(""), comment: str = Form("", max_length=2000),
+                   next: str = Form("/"), sess: UiSession = Depends(ui_session)) -> Response:
+    _check_csrf(sess, csrf)
+    back = _safe_next(next)
+    try:
+        with session(_engine(request)) as s:
+            repo.acknowledge(s, alert_id, sess.key.name, comment.strip() or None)
+    except repo.AlertActionError as exc:
+        return _redirect(back, error=str(exc))
+    return _redirect(back, ok=f"Alert {alert_id} acknowledged.")
+
+
+@router.post("/ui/alerts/{alert_id}/resolve")
+def ui_resolve(alert_id: Id, request: Request, csrf: str = Form(""), comment: str = Form("", max_length=2000),
+               next: str = Form("/"), sess: UiSession = Depends(ui_session)) -> Response:
+    _check_csrf(sess, csrf)
+    back = _safe_next(next)
+    if not comment.strip():
+        return _redirect(back, error=f"Resolving alert {alert_id} needs a comment.")
+    try:
+        with session(_engine(request)) as s:
+            repo.resolve(s, alert_id, sess.key.name, comment.strip())
+    except repo.AlertActionError as exc:
+        return _redirect(back, error=str(exc))
+    return _redirect(back, ok=f"Alert {alert_id} resolved.")
+
+
+def install_login_redirect(app: Any) -> None:
+    from fastapi.responses import RedirectResponse as _R
+
+    async def _handler(request: Request, exc: LoginRequired) -> Response:
+        return _R(f"/ui/login?next={quote(_safe_next(exc.next_url))}", status_code=status.HTTP_303_SEE_OTHER)
+
+    app.add_exception_handler(LoginRequired, _handler)

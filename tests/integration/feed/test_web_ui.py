@@ -1,0 +1,79 @@
+"""The clinician web page through the ASGI app: login cookie, roles, CSRF, actions audited."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.integration.feed.conftest_web import app, bearer, client, keys, seeded, web_rt  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def _login(client, key: str) -> str:  # type: ignore[no-untyped-def]
+    r = client.post("/ui/login", data={"key": key, "next": "/"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    page = client.get("/")
+    assert page.status_code == 200
+    return re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+
+
+def _alert_id(client, keys, rule: str) -> int:  # type: ignore[no-untyped-def]
+    alerts = client.get("/alerts", params={"status": "open", "rule": rule}, headers=bearer(keys.clinician)).json()
+    items = alerts["items"] if isinstance(alerts, dict) else alerts
+    return items[0]["id"]
+
+
+def test_page_needs_a_login_and_lists_open_alerts_critical_first(seeded, client, keys) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
+    _login(client, keys.clinician)
+    page = client.get("/").text
+    assert "albumin_low_thrombosis" in page and "csa_trough_low" in page
+    assert page.index("badge critical") < page.index("badge warning")
+    assert 'href="/ui/patients/P-ALB"' in page
+    assert "dr-clinician" in page
+    patient = client.get("/ui/patients/P-RTX")
+    assert patient.status_code == 200 and 'src="/patients/P-RTX/chart.png?as_of=2025-09-01"' in patient.text
+    chart = client.get("/patients/P-RTX/chart.png")  # the session cookie is enough for the image
+    assert chart.status_code == 200 and chart.content[:4] == b"\x89PNG"
+    assert client.get("/ui/patients/NOPE").status_code == 404
+
+
+def test_ingest_and_unknown_keys_cannot_log_in(seeded, client, keys) -> None:  # type: ignore[no-untyped-def]
+    assert client.post("/ui/login", data={"key": keys.ingest}, follow_redirects=False).status_code == 403
+    assert client.post("/ui/login", data={"key": "imn_" + "x" * 43}, follow_redirects=False).status_code == 401
+    assert "imn_session" not in client.cookies
+
+
+def test_acknowledge_and_resolve_are_csrf_checked_and_audited(seeded, client, keys) -> None:  # type: ignore[no-untyped-def]
+    csrf = _login(client, keys.clinician)
+    alert = _alert_id(client, keys, "albumin_low_thrombosis")
+    bad = client.post(f"/ui/alerts/{alert}/acknowledge", data={"csrf": "0" * 64, "next": "/"}, follow_redirects=False)
+    assert bad.status_code == 403
+    r = client.post(f"/ui/alerts/{alert}/acknowledge", data={"csrf": csrf, "next": "//evil.example/"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/?ok=")  # no open redirect
+    detail = client.get(f"/alerts/{alert}", headers=bearer(keys.clinician)).json()
+    assert detail["status"] == "acknowledged" and detail["acknowledged_by"] == "dr-clinician"
+    assert detail["audit"][-1]["actor"] == "dr-clinician"
+    r = client.post(f"/ui/alerts/{alert}/resolve", data={"csrf": csrf, "next": "/", "comment": " "},
+                    follow_redirects=False)
+    assert "error=" in r.headers["location"]
+    r = client.post(f"/ui/alerts/{alert}/resolve", data={"csrf": csrf, "next": "/ui/patients/P-ALB",
+                                                         "comment": "albumin re-measured 32 g/L"},
+                    follow_redirects=False)
+    assert r.headers["location"].startswith("/ui/patients/P-ALB?ok=")
+    detail = client.get(f"/alerts/{alert}", headers=bearer(keys.clinician)).json()
+    assert detail["status"] == "resolved" and detail["audit"][-1]["comment"] == "albumin re-measured 32 g/L"
+
+
+def test_logout_clears_the_session(seeded, client, keys) -> None:  # type: ignore[no-untyped-def]
+    csrf = _login(client, keys.clinician)
+    r = client.post("/ui/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    client.cookies.clear()
+    assert client.get("/", follow_redirects=False).status_code == 303

@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     nightly_minute: int = Field(0, ge=0, le=59)
     batch_lines: int = Field(2000, ge=1, description="NDJSON/CSV lines per ingest batch (one inbox row each)")
     reassess_chunk: int = Field(500, ge=1, description="patients per reassess_chunk task in the nightly fan-out")
-    timeline_cache: int = Field(5000, ge=0, description="patients' timelines kept in memory per process")
+    # ~170 KiB a timeline (bench/nightly.py): 1000 keeps a worker child near 200 MiB
+    timeline_cache: int = Field(1000, ge=0, description="patients' timelines kept in memory per process")
     visibility_timeout_s: int = Field(600, ge=30, description="Redis redelivery of unacknowledged tasks")
     stale_after_s: int = Field(120, ge=5, description="work older than this without progress is re-driven")
     sweep_interval_s: int = Field(60, ge=5)

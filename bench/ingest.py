@@ -93,9 +93,10 @@ def one_run(db_url: str, path: Path, n_workers: int, n_noop: int, as_of: date, l
             return int(conn.execute(sa.text(sql)).scalar() or 0)
 
     with c.running_workers(env, logdir / f"n{n_workers}", n_workers) as workers:
-        noop_per_s, noop_send_s = c.noop_rate(app, r, n_noop)
-        r.delete(c.TASKS_KEY)
+        noop_per_s, publish_per_s = c.noop_rate(app, r, n_noop)
+        r.delete(c.TASKS_KEY, c.TASK_S_KEY)
 
+        run_id = c.redis_run_id(r)
         t0 = time.perf_counter()
         cli = subprocess.run([str(Path(sys.executable).with_name("imn-monitor")), "ingest", "--no-wait", "--json",
                               "--as-of", as_of.isoformat(), str(path)],
@@ -108,8 +109,11 @@ def one_run(db_url: str, path: Path, n_workers: int, n_noop: int, as_of: date, l
         t_settled = c.wait_until(lambda: scalar(busy_sql) == 0, 1200, 0.05, "pipeline settled")
         t_drained = c.wait_until(lambda: c.broker_drained(r), 600, 0.02, "broker drained")
         peaks = workers.peaks()
+        if c.redis_run_id(r) != run_id:
+            raise RuntimeError("Redis restarted during the run (not by this bench): figures void")
 
     counts = c.task_counts(r)
+    task_s = c.task_seconds(r)
     failed = c.failed_counts(r)
     events = scalar("select count(*) from events")
     inbox_counts: dict[str, int] = {}
@@ -122,7 +126,7 @@ def one_run(db_url: str, path: Path, n_workers: int, n_noop: int, as_of: date, l
     alerts = scalar("select count(*) from alerts")
     engine.dispose()
     return {
-        "workers": n_workers, "noop_per_s": noop_per_s, "noop_send_s": noop_send_s,
+        "workers": n_workers, "noop_per_s": noop_per_s, "publish_per_s": publish_per_s, "task_s": task_s,
         "cli_s": t_cli - t0, "settled_s": t_settled - t0, "drained_s": t_drained - t0,
         "tasks": counts, "failed": failed, "events": events, "expect_events": expect_events,
         "inbox_counts": inbox_counts, "patients": patients, "not_current": not_current, "alerts": alerts,
@@ -177,18 +181,7 @@ def profile_in_process(db_url: str, data: bytes, batch_lines: int, as_of: date, 
     t_re = time.perf_counter() - t0
     print(f"\n  profile: reassess_patient body x{len(pids)} in {t_re:.2f} s "
           f"({len(pids) / t_re:,.0f} patients/s on one core)")
-    print(c.profile_breakdown(prof, [
-        ("patient_marks", "storage/patients.py", "patient_marks"),
-        ("TimelineCache.load", "storage/event_store.py", "load"),
-        ("  event_marks (max(id), count per patient)", "storage/event_store.py", "event_marks"),
-        ("  load_timelines (SELECT + rebuild events)", "storage/event_store.py", "load_timelines"),
-        ("assess()", "monitor/assess.py", "assess"),
-        ("reconcile_many (alerts, audit, outbox)", "storage/alerts.py", "reconcile_many"),
-        ("clear_dirty", "storage/patients.py", "clear_dirty"),
-        ("save_assessments", "storage/patients.py", "save_assessments"),
-        ("session commit", "sqlalchemy/orm/session.py", "commit"),
-        ("psycopg execute (all SQL, server wait included)", "psycopg/cursor.py", "execute"),
-    ], t_re))
+    print(c.profile_breakdown(prof, c.REASSESS_PARTS, t_re))
     print("  top own time:")
     print(c.top_functions(prof, 12))
     runtime.reset()
@@ -209,7 +202,7 @@ def main() -> None:
 
     seed = args.seed if args.seed is not None else DEFAULT_SEED
     batch_lines = Settings(_env_file=None).batch_lines
-    print(f"machine: {c.machine()}")
+    print(f"machine: {c.machine()}; {c.load_note()} at start")
     with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, c.bench_database() as db_url:
         path = Path(tmp) / "cohort.ndjson"
         t0 = time.perf_counter()
@@ -229,11 +222,16 @@ def main() -> None:
             res = one_run(db_url, path, n, args.noop, args.as_of, Path(tmp) / "logs", lines)
             results.append(res)
             t = res["tasks"]
-            print(f"\n{n} worker process(es): no-op {res['noop_per_s']:,.0f} tasks/s "
-                  f"(sending {args.noop} took {res['noop_send_s']:.2f} s)")
+            print(f"\n{n} worker process(es): no-op {res['noop_per_s']:,.0f} tasks/s run "
+                  f"({args.noop} pre-queued; this client publishes {res['publish_per_s']:,.0f} tasks/s)")
             print(f"  ingest CLI (accept + enqueue) {res['cli_s']:.1f} s; settled {res['settled_s']:.1f} s; "
                   f"broker drained {res['drained_s']:.1f} s")
             print(f"  tasks run: {t}; failures/retries: {res['failed'] or 'none'}")
+            ts = res["task_s"]
+            busy = sum(ts.values()) / (n * res["settled_s"])
+            print("  time inside tasks: " + ", ".join(f"{k} {v:.1f} s ({1000 * v / max(t.get(k, 1), 1):.1f} ms each)"
+                                                      for k, v in sorted(ts.items()))
+                  + f"; pool children busy {100 * busy:.0f} % of the wall time")
             print(f"  inbox counts: {res['inbox_counts']}; events stored {res['events']} of {res['expect_events']} "
                   f"lines; patients {res['patients']}, not assessed as of {args.as_of}: {res['not_current']}; "
                   f"alerts {res['alerts']}")
@@ -256,6 +254,7 @@ def main() -> None:
         print(c.table(["workers", "wall s", "lab results/s", "events/s", "tasks", "tasks/s",
                        "no-op tasks/s", "ceiling lab/s", "ratio"], rows))
 
+        print(f"({c.load_note()} at the end of the runs)")
         if args.profile:
             profile_in_process(db_url, data, batch_lines, args.as_of)
 

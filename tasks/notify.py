@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -33,6 +34,25 @@ def verify(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
+def post_signed(url: str, secret: bytes, delivery_id: int, document: dict[str, Any],
+                client: httpx.Client | None = None) -> str | None:
+    """POST one signed notification; None when the receiver took it (2xx), else why not."""
+    body = json.dumps(document, sort_keys=True, default=str).encode()
+    ts = str(int(time.time()))
+    headers = {"Content-Type": "application/json", "X-IMN-Delivery": str(delivery_id),
+               "X-IMN-Timestamp": ts, "X-IMN-Signature": sign(secret, ts, body)}
+    try:
+        own = client or httpx.Client(timeout=10)
+        try:
+            resp = own.post(url, content=body, headers=headers)
+        finally:
+            if client is None:
+                own.close()
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    return None if 200 <= resp.status_code < 300 else f"HTTP {resp.status_code}"
+
+
 def deliver(rt: Runtime, outbox_id: int, client: httpx.Client | None = None) -> str:
     """Deliver one outbox row; returns its new state (delivered, pending, dead or skipped)."""
     st = rt.settings
@@ -43,25 +63,12 @@ def deliver(rt: Runtime, outbox_id: int, client: httpx.Client | None = None) -> 
         row = repo.lock_outbox(s, outbox_id)
         if row is None or row.state != "pending" or (row.next_attempt_at and row.next_attempt_at > now):
             return row.state if row is not None else "missing"
-        body = json.dumps({"delivery_id": row.id, "kind": row.kind, "alert": row.payload},
-                          sort_keys=True, default=str).encode()
-        ts = str(int(time.time()))
         secret = st.webhook_secret.get_secret_value().encode() if st.webhook_secret else b""
-        headers = {"Content-Type": "application/json", "X-IMN-Delivery": str(row.id),
-                   "X-IMN-Timestamp": ts, "X-IMN-Signature": sign(secret, ts, body)}
-        try:
-            own = client or httpx.Client(timeout=10)
-            try:
-                resp = own.post(st.webhook_url, content=body, headers=headers)
-            finally:
-                if client is None:
-                    own.close()
-            if 200 <= resp.status_code < 300:
-                repo.mark_delivered(s, row.id, now)
-                return "delivered"
-            error = f"HTTP {resp.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+        error = post_signed(st.webhook_url, secret, row.id,
+                            {"delivery_id": row.id, "kind": row.kind, "alert": row.payload}, client)
+        if error is None:
+            repo.mark_delivered(s, row.id, now)
+            return "delivered"
         state = repo.mark_failed(s, row.id, now, error, st.webhook_max_attempts, st.webhook_backoff_s)
         log.warning("outbox %s delivery failed (%s); now %s", row.id, error, state)
         return state

@@ -10,16 +10,14 @@ after IMN_WEBHOOK_MAX_ATTEMPTS; the sweeper re-drives due deliveries.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 
 import httpx
 
 from storage import subscriptions as subs
 from storage.db import session
 from tasks.ingest import utcnow
-from tasks.notify import sign
+from tasks.notify import post_signed
 from tasks.runtime import Runtime
 
 log = logging.getLogger("imn.webhooks")
@@ -45,23 +43,9 @@ def deliver(rt: Runtime, delivery_id: int, client: httpx.Client | None = None) -
         job = subs.claim_delivery(s, delivery_id, utcnow())
     if job is None:
         return "skipped"
-    body = json.dumps({"delivery_id": job.delivery_id, "outbox_id": job.outbox_id, "kind": job.kind,
-                       "alert": job.payload}, sort_keys=True, default=str).encode()
-    ts = str(int(time.time()))
-    headers = {"Content-Type": "application/json", "X-IMN-Delivery": str(job.delivery_id),
-               "X-IMN-Timestamp": ts, "X-IMN-Signature": sign(job.secret.encode(), ts, body)}
-    error: str | None = None
-    try:
-        own = client or httpx.Client(timeout=10)
-        try:
-            resp = own.post(job.url, content=body, headers=headers)
-        finally:
-            if client is None:
-                own.close()
-        if not 200 <= resp.status_code < 300:
-            error = f"HTTP {resp.status_code}"
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+    error = post_signed(job.url, job.secret.encode(), job.delivery_id,
+                        {"delivery_id": job.delivery_id, "outbox_id": job.outbox_id, "kind": job.kind,
+                         "alert": job.payload}, client)
     with session(rt.engine) as s:
         if error is None:
             subs.mark_delivery_done(s, job.delivery_id, utcnow())

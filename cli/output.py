@@ -69,9 +69,15 @@ def print_alerts(rows: list[dict[str, Any]], as_json: bool) -> None:
     if not rows:
         typer.echo("no alerts")
         return
+    # one line per alert, the message cut to fit: `imn-monitor alert ID` shows it whole with its evidence
     t = Table(show_lines=False)
-    for col in ("id", "patient", "rule", "severity", "status", "raised", "message"):
-        t.add_column(col, overflow="fold")
+    cells = {"id": [str(r["id"]) for r in rows], "patient": [r["patient_id"] for r in rows],
+             "rule": [r["rule"] for r in rows], "severity": [r["severity"] for r in rows],
+             "status": [r["status"] for r in rows]}
+    for col, values in cells.items():
+        t.add_column(col, no_wrap=True, min_width=max(len(col), *(len(v) for v in values)))
+    t.add_column("raised", no_wrap=True, min_width=10)
+    t.add_column("message", no_wrap=True, overflow="ellipsis", min_width=20, ratio=1)
     for r in rows:
         t.add_row(str(r["id"]), r["patient_id"], r["rule"],
                   f"[{SEVERITY_STYLE.get(r['severity'], '')}]{r['severity']}[/]", r["status"],

@@ -69,20 +69,15 @@ def print_alerts(rows: list[dict[str, Any]], as_json: bool) -> None:
     if not rows:
         typer.echo("no alerts")
         return
-    # one line per alert, the message cut to fit: `imn-monitor alert ID` shows it whole with its evidence
-    t = Table(show_lines=False)
-    cells = {"id": [str(r["id"]) for r in rows], "patient": [r["patient_id"] for r in rows],
-             "rule": [r["rule"] for r in rows], "severity": [r["severity"] for r in rows],
-             "status": [r["status"] for r in rows]}
-    for col, values in cells.items():
-        t.add_column(col, no_wrap=True, min_width=max(len(col), *(len(v) for v in values)))
-    t.add_column("raised", no_wrap=True, min_width=10)
-    t.add_column("message", no_wrap=True, overflow="ellipsis", min_width=20, ratio=1)
+    # two lines per alert (what, then the message cut to the terminal's width): readable at 80
+    # columns; `imn-monitor alert ID` shows the message whole with its evidence
+    width = max(console.width - 4, 40)
     for r in rows:
-        t.add_row(str(r["id"]), r["patient_id"], r["rule"],
-                  f"[{SEVERITY_STYLE.get(r['severity'], '')}]{r['severity']}[/]", r["status"],
-                  str(r["raised_at"])[:10], r["message"])
-    console.print(t)
+        style = SEVERITY_STYLE.get(r["severity"], "")
+        console.print(f"#{r['id']:<5} [{style}]{r['severity']:<8}[/] {r['status']:<12} {r['patient_id']}  "
+                      f"[bold]{r['rule']}[/]  raised {str(r['raised_at'])[:10]}", overflow="ellipsis", no_wrap=True)
+        message = r["message"] if len(r["message"]) <= width else r["message"][:width - 1] + "\u2026"
+        console.print(f"    {message}", markup=False, highlight=False, no_wrap=True, overflow="ellipsis")
 
 
 def evidence_lines(evidence: list[dict[str, Any]]) -> list[str]:

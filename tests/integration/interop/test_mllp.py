@@ -33,9 +33,17 @@ def listener(tmp_path: Path) -> Iterator[tuple[int, runtime.Runtime]]:
     thread.start()
     port = _wait(started, loop)
     yield port, rt
-    loop.call_soon_threadsafe(task.cancel)
+
+    async def shutdown() -> None:
+        task.cancel()
+        # let connection handlers see their client's EOF and finish before the loop stops
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        await asyncio.wait(pending, timeout=5)
+
+    asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=5)
+    loop.close()
     runtime.reset()
 
 

@@ -22,9 +22,11 @@ from tasks.runtime import Runtime, get
 
 log = logging.getLogger("imn.tasks")
 DEBOUNCE_KEY = "imn:reassess:{}"
-# a database that is restarting is worth waiting for: retry with backoff instead of failing
+# a database that is restarting is worth waiting for: retry with backoff instead of failing.
+# Jitter draws each delay from 0..backoff, so allow many tries (about 10-15 minutes of outage);
+# past that the sweeper re-drives the work from the database.
 _RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 60,
-          "max_retries": 20, "retry_jitter": True}
+          "max_retries": 40, "retry_jitter": True}
 
 
 def _as_of(rt: Runtime, as_of: str | None) -> date:

@@ -1,0 +1,139 @@
+"""Fault-injection tests: the pipeline fixtures (fresh PostgreSQL database, real celery workers) on a
+Redis database of their own, so a concurrent run of tests/integration/pipeline (Redis DB 14) is not
+disturbed (its `stack` fixture flushes its DB), plus helpers to kill, restart and wait.
+
+Every helper that stops a server starts it again in a `finally`, and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.pipeline.conftest import (  # noqa: F401  (fixtures picked up by pytest)
+    PG_ADMIN_URL,
+    Stack,
+    _unavailable,
+    pg_runtime,
+    stack,
+)
+
+FAULTS_REDIS_URL = os.environ.get("IMN_FAULTS_REDIS_URL", "redis://127.0.0.1:6379/11")
+PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect"]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Redis DB 11 (not the pipeline tests' 14): `stack` flushes it before each test."""
+    import redis
+
+    try:
+        redis.Redis.from_url(FAULTS_REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("Redis at 127.0.0.1:6379", exc)
+    return FAULTS_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """As the pipeline fixture, but the admin engine is not kept across the session: a test here
+    restarts PostgreSQL, which would leave a pooled admin connection dead for the DROP at the end."""
+    name = f"imn_fault_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    wait_pg_ready()
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@dataclass
+class FaultStack(Stack):
+    """Stack with extra IMN_* settings for the workers and the CLI (e.g. a small reassess chunk)."""
+
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**super().env, **self.extra}
+
+    def engine(self) -> sa.Engine:
+        # one short-lived connection per query: survives a PostgreSQL restart, leaks no pools
+        return sa.create_engine(self.db_url, poolclass=sa.NullPool)
+
+    def python(self, code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run Python code in a fresh process configured from this stack's environment."""
+        return subprocess.run([sys.executable, "-c", code], env=self.env, cwd=self.tmp, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("worker-*.log")))
+
+    def poll(self, sql: str, until, timeout: float, interval: float = 0.02) -> object:  # type: ignore[no-untyped-def]
+        """Query until `until(value)` holds; returns the value (raises after `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.scalar(sql)
+            if until(value):
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{sql!r} still {value!r} after {timeout}s\n{self.worker_logs()[-3000:]}")
+            time.sleep(interval)
+
+
+@pytest.fixture
+def fstack(stack: Stack) -> Iterator[FaultStack]:  # noqa: F811
+    """The pipeline `stack` (clean schema, empty queue) as a FaultStack; shares its worker list, so the
+    `stack` fixture's teardown stops whatever workers a test left running."""
+    f = FaultStack(stack.db_url, stack.broker_url, stack.tmp)
+    f.workers = stack.workers
+    yield f
+
+
+def pg_is_ready() -> bool:
+    try:
+        e = sa.create_engine(PG_ADMIN_URL, poolclass=sa.NullPool, connect_args={"connect_timeout": 2})
+        with e.connect() as c:
+            c.execute(sa.text("select 1"))
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def wait_pg_ready(timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not pg_is_ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"PostgreSQL not answering after {timeout}s")
+        time.sleep(0.2)
+
+
+def _cluster() -> str:
+    versions = sorted(os.listdir("/etc/postgresql"))
+    return versions[-1]
+
+
+def pg_ctl(action: str) -> None:
+    subprocess.run([*PG_CTL, _cluster(), "main", action], check=True, capture_output=True, timeout=90)
+
+
+def ensure_pg_running() -> None:
+    """Start PostgreSQL if it is not answering (the cleanup of every test that stops it)."""
+    if not pg_is_ready():
+        subprocess.run([*PG_CTL, _cluster(), "main", "start"], capture_output=True, timeout=90)
+    wait_pg_ready()

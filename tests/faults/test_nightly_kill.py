@@ -1,0 +1,76 @@
+"""Fault 1: every worker SIGKILLed in the middle of the nightly fan-out (reassess_all over 300 patients
+in chunks of 5). A restarted worker plus the sweeper (`imn-monitor sweep` -> redrive_nightly) finish
+the night: every active patient assessed for that date, no alert or notification twice, the run closed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from tests.faults._feeds import cohort, write
+from tests.faults.conftest import FaultStack
+
+pytestmark = pytest.mark.integration
+PATIENTS = 300
+INGEST_AS_OF = "2025-01-01"  # the 2025-08-25 results are not visible yet: no alert at ingest
+NIGHT = "2025-09-01"
+
+
+def test_workers_killed_during_nightly_run_every_patient_assessed_once(fstack: FaultStack) -> None:
+    fstack.extra.update(IMN_REASSESS_CHUNK="5")
+    f = write(fstack.tmp / "cohort.ndjson", cohort(PATIENTS))
+    fstack.start_worker(concurrency=2)
+    r = fstack.cli("ingest", str(f), "--as-of", INGEST_AS_OF, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["accepted"] == PATIENTS * 9
+    fstack.wait_settled(timeout=120)
+    assert fstack.scalar("select count(*) from alerts") == 0
+    assert fstack.scalar("select count(*) from patients where last_as_of = :d", d=INGEST_AS_OF) == PATIENTS
+
+    # the scheduler's nightly job, in a process of its own: claim the date, enqueue reassess_all
+    night = fstack.python(
+        "from datetime import date\n"
+        "from tasks import jobs, runtime\nfrom tasks.app import configure\n"
+        "rt = runtime.get(); configure(rt.settings)\n"
+        f"print(jobs.run_nightly(rt, date.fromisoformat({NIGHT!r}), 'faults-scheduler'))\n")
+    assert night.returncode == 0 and night.stdout.strip() == "True", night.stderr
+    done_sql = f"select count(*) from patients where last_as_of = '{NIGHT}'"
+    fstack.poll(done_sql, lambda n: n >= 10, timeout=120)  # at least two chunks done ...
+    fstack.kill_workers(signal.SIGKILL)  # ... then every worker process, parent and children, dies
+    done_at_kill = fstack.scalar(done_sql)
+    print(f"nightly: {done_at_kill}/{PATIENTS} patients assessed when the workers were killed")
+    assert done_at_kill < PATIENTS, "the kill came too late to interrupt the nightly run"
+    assert fstack.scalar(f"select state from nightly_runs where as_of = '{NIGHT}'") == "running"
+
+    # a new worker drains what is left in the queue; the sweeper re-drives the chunks that died with
+    # the old one (unacknowledged, invisible until the visibility timeout) and then closes the run
+    fstack.start_worker(concurrency=2)
+    state = "running"
+    for _ in range(60):  # 60 sweeps, 2 s apart at least: bounded
+        sweep = fstack.cli("sweep")
+        assert sweep.returncode == 0, sweep.stderr
+        state = fstack.scalar(f"select state from nightly_runs where as_of = '{NIGHT}'")
+        if state == "finished":
+            break
+        time.sleep(2)
+    assert state == "finished", fstack.worker_logs()[-3000:]
+    fstack.wait_settled(timeout=60, sweep_every=3)
+
+    # every active patient assessed for the night ...
+    assert fstack.scalar("select count(*) from patients where active") == PATIENTS
+    assert fstack.scalar(done_sql) == PATIENTS
+    # ... and in effect once: one alert per patient, fired once, notified once
+    assert fstack.scalar("select count(*) from alerts") == PATIENTS
+    assert fstack.scalar("select count(distinct fingerprint) from alerts") == PATIENTS
+    assert fstack.scalar("select count(distinct patient_id) from alerts where rule = 'albumin_low_thrombosis'") == PATIENTS
+    assert fstack.scalar("select count(*) from alert_audit where action = 'fired'") == PATIENTS
+    assert fstack.scalar("select count(*) from outbox where kind = 'fired'") == PATIENTS
+    assert fstack.scalar("select count(*) from outbox") == fstack.scalar("select count(distinct dedupe_key) from outbox")
+    assert fstack.scalar("select count(*) from alerts where as_of <> :d", d=NIGHT) == 0
+    row = fstack.rows(f"select state, finished_at from nightly_runs where as_of = '{NIGHT}'")[0]
+    assert row.state == "finished" and row.finished_at is not None
+    assert fstack.scalar("select count(*) from nightly_runs") == 1

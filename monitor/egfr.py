@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from monitor.analytes import ANALYTES, CREATININE_MG_DL_TO_UMOL_L
-from monitor.events import LabResult
+from monitor.events import LabResult, construct_trusted
 from monitor.timeline import Timeline
 
 CKD_EPI_2021 = {
@@ -69,11 +69,18 @@ def _egfr_series(timeline: Timeline) -> tuple[LabResult, ...]:
             continue
         # built without re-validation: every field is already canonical (the creatinine's aware
         # time, the egfr canonical unit, a value checked just above); validation was ~10% of assess(),
-        # and its 200-character limit on source_id (meant for input) rejected long creatinine identities
-        computed.append(LabResult.model_construct(
-            patient_id=cr.patient_id, analyte="egfr", value=value, unit=EGFR_UNIT,
-            effective_at=cr.effective_at, source=DERIVED_SOURCE, source_id=cr.identity, status=cr.status,
-        ))
+        # and its 200-character limit on source_id (meant for input) rejected long creatinine identities.
+        # construct_trusted = model_construct without its per-field walk (a new event per creatinine).
+        computed.append(construct_trusted(LabResult, {
+            "patient_id": cr.patient_id, "analyte": "egfr", "value": value, "unit": EGFR_UNIT,
+            "effective_at": cr.effective_at, "source": DERIVED_SOURCE, "source_id": cr.identity,
+            "status": cr.status,
+        }))
     if not computed:
         return reported
+    if not reported:
+        # already in order: creatinines are in clinical order, i.e. by (effective_at, identity)
+        # within one analyte, and each computed identity is one common prefix + the creatinine's
+        # identity, so (effective_at, identity) orders the computed values the same way
+        return tuple(computed)
     return tuple(sorted((*reported, *computed), key=lambda r: (r.effective_at, r.identity)))

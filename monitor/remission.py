@@ -206,29 +206,39 @@ def _relapse_step(b: _Builder, x: LabResult, d: date) -> bool:
     return False
 
 
+def _confirmed(run: list[LabResult]) -> bool:
+    """The run spans >= 7 days (a run of one value spans none: skip the date arithmetic)."""
+    return len(run) > 1 and _span_days(run) >= CONFIRMATION_DAYS
+
+
+_REMISSION_STATE: dict[str, State] = {"partial": "partial_remission", "complete": "complete_remission"}
+
+
 def _disease_step(b: _Builder, timeline: Timeline, x: LabResult, d: date,
                   egfr: tuple[LabResult, ...] = ()) -> None:
+    # runs once per proteinuria value of every patient: the value and the peak are read into locals
     assert b.peak is not None
-    if b.remitted is None and x.value > b.peak.value:
+    value = x.value
+    if b.remitted is None and value > b.peak.value:
         b.peak = x
     # runs grow in place (copying them at every value was quadratic); a run is never shared, as a
     # Remission keeps only its first and last value
-    if x.value < COMPLETE_REMISSION_G_PER_DAY:
+    if value < COMPLETE_REMISSION_G_PER_DAY:
         b.cr_run.append(x)
     else:
         b.cr_run = []
-    if x.value < NEPHROTIC_G_PER_DAY and x.value <= PARTIAL_REMISSION_FRACTION_OF_PEAK * b.peak.value:
+    if value < NEPHROTIC_G_PER_DAY and value <= PARTIAL_REMISSION_FRACTION_OF_PEAK * b.peak.value:
         b.pr_run.append(x)
     else:
         b.pr_run = []
-    complete = _span_days(b.cr_run) >= CONFIRMATION_DAYS and _albumin_normal(timeline, d)
+    complete = _confirmed(b.cr_run) and _albumin_normal(timeline, d)
 
     if b.remitted is None:
         kind: Literal["partial", "complete"] | None = None
         run: list[LabResult] = []
         if complete and _egfr_stable(egfr, b.episode_start, d):
             kind, run = "complete", b.cr_run
-        elif _span_days(b.pr_run) >= CONFIRMATION_DAYS and _egfr_stable(egfr, b.episode_start, d):
+        elif _confirmed(b.pr_run) and _egfr_stable(egfr, b.episode_start, d):
             kind, run = "partial", b.pr_run
         if kind is not None:
             b.remitted = Remission(kind, d, (run[0], run[-1]))
@@ -236,11 +246,11 @@ def _disease_step(b: _Builder, timeline: Timeline, x: LabResult, d: date,
             b.remissions.append(b.remitted)
             if b.relapse_first is not None:
                 b.close_relapse(d, "remission")
-            b.enter(f"{kind}_remission", d)  # type: ignore[arg-type]
+            b.enter(_REMISSION_STATE[kind], d)
         elif b.relapse_first is not None:
             b.enter("relapse", d)  # a confirmed relapse stays open until a confirmed remission
         else:
-            b.enter("nephrotic" if x.value >= NEPHROTIC_G_PER_DAY else "non_nephrotic", d)
+            b.enter("nephrotic" if value >= NEPHROTIC_G_PER_DAY else "non_nephrotic", d)
         return
 
     # in remission and <= 3.5 g/d: upgrade to CR once confirmed, fall back to PR when >= 0.3 g/d
@@ -248,6 +258,6 @@ def _disease_step(b: _Builder, timeline: Timeline, x: LabResult, d: date,
         b.remitted = Remission("complete", d, (b.cr_run[0], b.cr_run[-1]))
         b.remitted_kind = "complete"
         b.remissions.append(b.remitted)
-    elif b.remitted_kind == "complete" and x.value >= COMPLETE_REMISSION_G_PER_DAY:
+    elif b.remitted_kind == "complete" and value >= COMPLETE_REMISSION_G_PER_DAY:
         b.remitted_kind = "partial"
-    b.enter(f"{b.remitted_kind}_remission", d)  # type: ignore[arg-type]
+    b.enter(_REMISSION_STATE[b.remitted_kind], d)  # type: ignore[index]

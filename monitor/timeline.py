@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
-from typing import Iterable
+from operator import attrgetter
+from typing import Callable, Iterable
 
 from monitor.events import STATUS_RANK, USABLE_STATUSES, LabResult, MedicationEvent, Patient
 
@@ -33,12 +34,11 @@ def current_versions(events: Iterable[AnyEvent]) -> dict[str, AnyEvent]:
     return best
 
 
-def _lab_order(r: LabResult) -> tuple[datetime, str, str]:
-    return r.effective_at, r.analyte, r.identity
-
-
-def _med_order(m: MedicationEvent) -> tuple[date, str, str]:
-    return m.start, m.drug, m.identity
+# clinical order: (effective_at, analyte, identity) for labs, (start, drug, identity) for medications.
+# attrgetter builds the key tuple in C (a sort key runs for every event of every timeline built)
+_lab_order: Callable[[LabResult], tuple[datetime, str, str]] = attrgetter("effective_at", "analyte", "identity")
+_instant_and_analyte = attrgetter("effective_at", "analyte")
+_med_order: Callable[[MedicationEvent], tuple[date, str, str]] = attrgetter("start", "drug", "identity")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class Timeline:
     medications: tuple[MedicationEvent, ...] = ()  # usable, ordered by start
     preliminary: tuple[LabResult, ...] = ()  # stored but not used by rules until final
     _by_analyte: dict[str, tuple[LabResult, ...]] = field(default_factory=dict, repr=False, compare=False)
-    # derived series computed once per timeline (it is immutable); see egfr.egfr_series
+    # derived data computed once per timeline (it is immutable): egfr.egfr_series, proteinuria(),
+    # drugs()' index. Never part of equality; a timeline from until()/_make starts with an empty one.
     _derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -127,12 +128,35 @@ class Timeline:
         clinical-rules.md: a 24-hour collection when present, otherwise UPCR; the evidence (analyte
         field) says which was used.
         """
-        days = {r.effective_date for r in self.series("proteinuria_24h")}
-        # one pass over the ordered labs keeps clinical order without re-sorting
-        return tuple(r for r in self.labs if r.analyte == "proteinuria_24h"
-                     or (r.analyte == "upcr" and r.effective_date not in days))
+        held = self._derived.get("proteinuria")
+        if held is None:
+            held = self._derived["proteinuria"] = self._proteinuria()
+        return held  # type: ignore[return-value]
+
+    def _proteinuria(self) -> tuple[LabResult, ...]:
+        collections = self.series("proteinuria_24h")
+        upcr = self.series("upcr")
+        if collections:
+            days = {r.effective_date for r in collections}
+            upcr = tuple(r for r in upcr if r.effective_date not in days)
+        if not collections or not upcr:
+            return collections or upcr
+        # Both series are in clinical order (_lab_order). A stable sort of their union by
+        # (effective_at, analyte) gives exactly their order in self.labs: values of the two series
+        # never tie (the analytes differ), and within one series stability keeps its order, so the
+        # identity part of the key (a string per event) is not needed. Timsort merges the two runs.
+        return tuple(sorted((*collections, *upcr), key=_instant_and_analyte))
 
     def drugs(self, *names: str) -> tuple[MedicationEvent, ...]:
+        """The records of these drugs, in the order of self.medications (by start)."""
+        by_drug = self._derived.get("by_drug")
+        if by_drug is None:
+            # indexed once per timeline: rules and therapy ask for one drug ~20 times per assess()
+            index: dict[str, list[MedicationEvent]] = {}
+            for m in self.medications:
+                index.setdefault(m.drug, []).append(m)
+            by_drug = self._derived["by_drug"] = {k: tuple(v) for k, v in index.items()}
+        if len(names) == 1:
+            return by_drug.get(names[0], ())  # type: ignore[union-attr]
         wanted = set(names)
         return tuple(m for m in self.medications if m.drug in wanted)
-

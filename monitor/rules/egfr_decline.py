@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from statistics import median
 from typing import Callable
 
 from monitor.egfr import DERIVED_SOURCE
@@ -77,40 +76,58 @@ class _Run:
         return _pct(self.latest.value, self.baseline, sign)
 
 
-def _baseline(series: tuple[LabResult, ...], i: int, lo: int = 0) -> tuple[float, tuple[LabResult, ...]] | None:
+def _baseline(series: tuple[LabResult, ...], i: int, lo: int = 0,
+              dates: list[date] | None = None) -> tuple[float, tuple[LabResult, ...]] | None:
     """Median of the values of the 12 months before series[i] (same-day repeats excluded).
 
-    `lo`: an index before which no value can be in the window (a scan start, to stay linear)."""
-    on = series[i].effective_date
-    start = on - timedelta(days=BASELINE_WINDOW_DAYS)
-    window = tuple(r for r in series[lo:i] if start <= r.effective_date < on)
+    `lo`: an index before which no value can be in the window (a scan start, to stay linear).
+    `dates`: the series' effective dates, when the caller has them (saves a lookup per value)."""
+    if dates is None:
+        dates = [r.effective_date for r in series]
+    on = dates[i]
+    start = on - _WINDOW
+    window = tuple(series[j] for j in range(lo, i) if start <= dates[j] < on)
     if len(window) < BASELINE_MIN_VALUES:
         return None
-    value = float(median(r.value for r in window))
+    value = float(_median([r.value for r in window]))
     return (value, window) if value > 0 else None
+
+
+def _median(values: list[float]) -> float:
+    """statistics.median, without its generality (it runs for every value of two series per assess)."""
+    values.sort()
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
 
 
 # clinical order is by instant: local dates can run a day backwards across time-zone offsets
 _ORDER_SLACK = timedelta(days=2)
+_WINDOW = timedelta(days=BASELINE_WINDOW_DAYS)
 
 
 def _current_run(series: tuple[LabResult, ...], meets: Callable[[LabResult, float], bool]) -> _Run | None:
     """Walk the series once; a run's later values are judged against the run's first baseline."""
-    run: _Run | None = None
+    dates = [r.effective_date for r in series]  # once per series, not once per window scan
+    first: LabResult | None = None  # the current run, kept as its parts (a _Run is built at the end)
+    latest: LabResult | None = None
+    baseline: tuple[float, tuple[LabResult, ...]] | None = None
     lo = 0
     for i, x in enumerate(series):
-        if run is not None and meets(x, run.baseline):
-            run = _Run(run.first, x, run.baseline, run.baseline_values)
+        if baseline is not None and meets(x, baseline[0]):
+            latest = x
             continue
-        run = None
+        baseline = None
         # values older than the window (with slack for offsets) are never needed again
-        oldest = x.effective_date - timedelta(days=BASELINE_WINDOW_DAYS) - _ORDER_SLACK
-        while lo < i and series[lo].effective_date < oldest:
+        oldest = dates[i] - _WINDOW - _ORDER_SLACK
+        while lo < i and dates[lo] < oldest:
             lo += 1
-        found = _baseline(series, i, lo)
+        found = _baseline(series, i, lo, dates)
         if found is not None and meets(x, found[0]):
-            run = _Run(x, x, found[0], found[1])
-    return run
+            first = latest = x
+            baseline = found
+    if baseline is None or first is None or latest is None:
+        return None
+    return _Run(first, latest, baseline[0], baseline[1])
 
 
 def _pct(value: float, baseline: float, sign: int) -> float:

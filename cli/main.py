@@ -17,7 +17,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cli import output
+from monitor.findings import SEVERITY_RANK
 from monitor.rules import RULE_IDS
+from storage.models import ALERT_STATUSES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Longitudinal monitor for idiopathic membranous nephropathy.")
@@ -29,17 +31,9 @@ class UserError(Exception):
     """A mistake in the command line or its input: reported as one line, exit 2."""
 
 
-class Status(str, Enum):
-    firing = "firing"
-    acknowledged = "acknowledged"
-    snoozed = "snoozed"
-    resolved = "resolved"
-
-
-class Severity(str, Enum):
-    info = "info"
-    warning = "warning"
-    critical = "critical"
+# choices derived from their one definition (storage's statuses, the engine's severities)
+Status = Enum("Status", {k: k for k in ALERT_STATUSES}, type=str)  # type: ignore[misc]
+Severity = Enum("Severity", {k: k for k in SEVERITY_RANK}, type=str)  # type: ignore[misc]
 
 
 class Format(str, Enum):

@@ -14,29 +14,22 @@ from feed import queries
 from feed.auth import AUTH_RESPONSES, clinician_key
 from feed.deps import get_runtime, read_session
 from feed.schemas import Id, AcknowledgeBody, AssignBody, CommentBody, ResolveBody, SnoozeBody
+from monitor.findings import SEVERITY_RANK
 from monitor.rules import RULE_IDS
 from storage import repository as repo
 from storage import views
 from storage.api_keys import ApiKey
 from storage.db import session
+from storage.models import ALERT_STATUSES
 
 router = APIRouter(tags=["alerts"], responses=AUTH_RESPONSES)
 
 Rule = Enum("Rule", {r: r for r in RULE_IDS}, type=str)  # type: ignore[misc]
 
 
-class Severity(str, Enum):
-    info = "info"
-    warning = "warning"
-    critical = "critical"
-
-
-class StatusFilter(str, Enum):
-    open = "open"
-    firing = "firing"
-    acknowledged = "acknowledged"
-    snoozed = "snoozed"
-    resolved = "resolved"
+# choices derived from their one definition, like Rule above
+Severity = Enum("Severity", {k: k for k in SEVERITY_RANK}, type=str)  # type: ignore[misc]
+StatusFilter = Enum("StatusFilter", {k: k for k in ("open", *ALERT_STATUSES)}, type=str)  # type: ignore[misc]
 
 
 class Sort(str, Enum):

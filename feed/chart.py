@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta, timezone, UTC
+from datetime import date, datetime, time, timedelta, UTC
 from typing import Any
 
 import matplotlib

@@ -30,3 +30,16 @@ def cohort(patients: int, history: int = 6, prefix: str = "F", recent: str = "20
 def write(path: Path, events: list[dict]) -> Path:
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     return path
+
+
+def big_feed(tmp: Path, patients: int = 100, per_patient: int = 40) -> tuple[Path, int]:
+    """`patients` patients with `per_patient` albumin results each (2021 onwards), written to
+    tmp/big.ndjson; returns the file and its number of lines."""
+    events: list[dict] = []
+    for p in range(patients):
+        pid = f"K-{p:03d}"
+        events.append({"type": "patient", "patient_id": pid, "birth_date": "1970-01-01", "sex": "male"})
+        for i in range(per_patient):
+            events.append(lab(pid, "serum_albumin", 30 + (i * 7 + p) % 15, "g/L",
+                              f"20{21 + i // 12}-{1 + i % 12:02d}-15", f"{pid}-{i}"))
+    return write(tmp / "big.ndjson", events), len(events)

@@ -2,12 +2,17 @@
 Redis database of their own, so a concurrent run of tests/integration/pipeline (Redis DB 14) is not
 disturbed (its `stack` fixture flushes its DB), plus helpers to kill, restart and wait.
 
+Tests that restart Redis get a redis-server of their own (`private_redis`, `rstack`) on a free port:
+the shared Redis on 6379 is never restarted.
+
 Every helper that stops a server starts it again in a `finally`, and every wait is bounded.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -103,6 +108,93 @@ def fstack(stack: Stack) -> Iterator[FaultStack]:  # noqa: F811
     f = FaultStack(stack.db_url, stack.broker_url, stack.tmp)
     f.workers = stack.workers
     yield f
+
+
+@dataclass
+class PrivateRedis:
+    """A redis-server of this test's own on a free loopback port, kept in memory only (as in
+    production: no RDB, no AOF). `restart()` SIGKILLs it and starts a new one on the same port, so
+    everything queued is gone. The shared Redis on 6379 is never touched."""
+
+    port: int
+    dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 15) -> None:
+        log = open(self.dir / f"redis-{self.starts}.log", "wb")
+        self.starts += 1
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--dir", str(self.dir)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not self.ping():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"private redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5,
+                                    socket_timeout=0.5).ping())
+        except Exception:  # noqa: BLE001
+            return False
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+    def restart(self) -> None:
+        """SIGKILL (nothing saved) and start again on the same port."""
+        self.kill()
+        self.start()
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=2, socket_timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    from shutil import which
+
+    if which("redis-server") is None:
+        _unavailable("redis-server (for a private Redis)", FileNotFoundError("redis-server"))
+    d = tmp_path / "redis"
+    d.mkdir()
+    r = PrivateRedis(free_port(), d)
+    r.start()
+    try:
+        yield r
+    finally:
+        r.kill()
+
+
+@pytest.fixture
+def rstack(fstack: FaultStack, private_redis: PrivateRedis) -> Iterator[FaultStack]:
+    """`fstack` whose workers, CLI and Python subprocesses use the private Redis as broker (and for
+    the debounce keys): IMN_BROKER_URL comes from `broker_url`."""
+    fstack.broker_url = private_redis.url
+    yield fstack
+    # stop the workers while their broker is still up (the private Redis is torn down after this)
+    fstack.kill_workers(signal.SIGTERM)
 
 
 def pg_is_ready() -> bool:

@@ -1,0 +1,119 @@
+"""Fault: Redis (the broker) SIGKILLed and started again, empty, on a private redis-server (the
+`rstack` fixture; the shared Redis on 6379 is never touched).
+
+1. With an ingest queued and no worker yet: every queued task is gone; the sweeper re-drives the
+   inbox rows from the database and everything is stored exactly once.
+2. In the middle of the nightly fan-out, with the worker running: the queued chunks are gone, the
+   worker reconnects to the new Redis, and the sweeper (redrive_nightly) re-drives the patients not
+   yet assessed for the night: every active patient assessed for that date, no alert or
+   notification twice, the run closed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.faults._feeds import big_feed, cohort, write
+from tests.faults.conftest import FaultStack, PrivateRedis
+
+pytestmark = pytest.mark.integration
+AS_OF = "2025-09-01"
+
+
+def test_redis_restarted_with_queued_work_loses_nothing(rstack: FaultStack, private_redis: PrivateRedis) -> None:
+    f, n = big_feed(rstack.tmp, patients=30, per_patient=30)
+    r = rstack.cli("ingest", str(f), "--as-of", AS_OF, "--no-wait", "--json")  # no worker: all queued
+    assert r.returncode == 0, r.stderr
+    accepted_at = time.monotonic()
+    batches = json.loads(r.stdout)["batches"]
+    assert rstack.scalar("select count(*) from inbox where state = 'received'") == batches
+    assert private_redis.client().llen("imn") == batches  # the tasks really are in this Redis
+    private_redis.restart()  # SIGKILL; keeps nothing on disk: every queued task is gone
+    assert private_redis.client().llen("imn") == 0
+    rstack.start_worker()
+    # older than IMN_STALE_AFTER_S=5: the sweeper's business now
+    time.sleep(max(0.0, accepted_at + 5.5 - time.monotonic()))
+    assert rstack.scalar("select count(*) from events") == 0, "nothing can have run: the queue was emptied"
+    sweep = rstack.cli("sweep")
+    assert sweep.returncode == 0, sweep.stderr
+    assert json.loads(sweep.stdout)["inbox"] == batches  # the sweeper re-drove every batch
+    rstack.wait_settled(timeout=180, sweep_every=3)
+    assert rstack.scalar("select count(*) from inbox") == batches
+    assert rstack.scalar("select count(*) from inbox where state <> 'processed'") == 0
+    assert rstack.scalar("select sum((counts->>'accepted')::int) from inbox") == n
+    assert rstack.scalar("select count(*) from events") == n
+    assert rstack.scalar("select count(distinct identity) from events") == n
+    assert rstack.scalar("select count(*) from patients where last_as_of is null") == 0
+
+
+PATIENTS = 200
+INGEST_AS_OF = "2025-01-01"  # the 2025-08-25 results are not visible yet: no alert at ingest
+NIGHT = "2025-09-01"
+
+
+def test_redis_restarted_during_nightly_run_every_patient_assessed_once(
+        rstack: FaultStack, private_redis: PrivateRedis) -> None:
+    rstack.extra.update(IMN_REASSESS_CHUNK="5")
+    f = write(rstack.tmp / "cohort.ndjson", cohort(PATIENTS, history=4, prefix="RN"))
+    worker = rstack.start_worker(concurrency=2)
+    r = rstack.cli("ingest", str(f), "--as-of", INGEST_AS_OF, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["accepted"] == PATIENTS * 7
+    rstack.wait_settled(timeout=120)
+    assert rstack.scalar("select count(*) from alerts") == 0
+    assert rstack.scalar("select count(*) from patients where last_as_of = :d", d=INGEST_AS_OF) == PATIENTS
+
+    # the scheduler's nightly job, in a process of its own: claim the date, enqueue reassess_all
+    night = rstack.python(
+        "from datetime import date\n"
+        "from tasks import jobs, runtime\nfrom tasks.app import configure\n"
+        "rt = runtime.get(); configure(rt.settings)\n"
+        f"print(jobs.run_nightly(rt, date.fromisoformat({NIGHT!r}), 'faults-scheduler'))\n")
+    assert night.returncode == 0 and night.stdout.strip() == "True", night.stderr
+    done_sql = f"select count(*) from patients where last_as_of = '{NIGHT}'"
+    rstack.poll(done_sql, lambda k: k >= 10, timeout=120)  # at least two chunks done ...
+    queued = private_redis.client().llen("imn")
+    private_redis.restart()  # ... then the broker dies with everything queued and unacknowledged
+    done_at_restart = rstack.scalar(done_sql)
+    print(f"nightly: {done_at_restart}/{PATIENTS} patients assessed, {queued} tasks queued at the Redis restart")
+    assert done_at_restart < PATIENTS, "the restart came too late to interrupt the nightly run"
+    assert queued > 0 and private_redis.client().llen("imn") == 0
+    assert rstack.scalar(f"select state from nightly_runs where as_of = '{NIGHT}'") == "running"
+
+    # the same worker (not restarted) reconnects; the sweeper re-drives the patients behind and then
+    # closes the run (it waits IMN_STALE_AFTER_S=5 after the run's start before touching it)
+    redriven = 0
+    state = "running"
+    for _ in range(60):  # bounded: 60 sweeps, at least 0.5 s apart
+        sweep = rstack.cli("sweep")
+        assert sweep.returncode == 0, sweep.stderr
+        redriven += json.loads(sweep.stdout)["nightly_patients"]
+        state = rstack.scalar(f"select state from nightly_runs where as_of = '{NIGHT}'")
+        if state == "finished":
+            break
+        time.sleep(0.5)
+    assert state == "finished", rstack.worker_logs()[-3000:]
+    assert worker.poll() is None, "the worker died with its broker"
+    assert redriven > 0, "the sweeper re-drove nothing: the restart lost no work?"
+    rstack.wait_settled(timeout=60, sweep_every=3)
+    logs = rstack.worker_logs()
+    # the worker noticed the broker go and connected again (once at start, once after the restart)
+    assert "Connection to broker lost" in logs and logs.count("Connected to redis://") >= 2, logs[-3000:]
+
+    # every active patient assessed for the night ...
+    assert rstack.scalar("select count(*) from patients where active") == PATIENTS
+    assert rstack.scalar(done_sql) == PATIENTS
+    # ... and in effect once: one alert per patient, fired once, notified once
+    assert rstack.scalar("select count(*) from alerts") == PATIENTS
+    assert rstack.scalar("select count(distinct fingerprint) from alerts") == PATIENTS
+    assert rstack.scalar("select count(distinct patient_id) from alerts where rule = 'albumin_low_thrombosis'") == PATIENTS
+    assert rstack.scalar("select count(*) from alert_audit where action = 'fired'") == PATIENTS
+    assert rstack.scalar("select count(*) from outbox where kind = 'fired'") == PATIENTS
+    assert rstack.scalar("select count(*) from outbox") == rstack.scalar("select count(distinct dedupe_key) from outbox")
+    assert rstack.scalar("select count(*) from alerts where as_of <> :d", d=NIGHT) == 0
+    row = rstack.rows(f"select state, finished_at from nightly_runs where as_of = '{NIGHT}'")[0]
+    assert row.state == "finished" and row.finished_at is not None
+    assert rstack.scalar("select count(*) from nightly_runs") == 1

@@ -3,11 +3,18 @@
 Not a test (design.md, "Performance yardsticks"). Needs the PostgreSQL at 127.0.0.1:5432 (a database
 of its own, imn_bench_<random>, dropped at the end) and Redis database 12 (flushed).
 
-    .venv/bin/python bench/nightly.py [--patients 10000] [--workers 1,2] [--load-procs 2] [--profile]
+    .venv/bin/python bench/nightly.py [--patients 10000] [--base 10000] [--workers 1,2] [--runs 1,2,3]
+                                      [--load-procs 2] [--json PATH] [--profile]
 
 1. Load: the synthetic cohort (fixed seed, 3 years from 2023-01-01) is generated, parsed with
    monitor.interop.parse_payload and stored with storage.repository.store_events directly (no
    inbox, no Celery), patients split over --load-procs processes; the time is printed separately.
+   Cohorts larger than --base patients: the --base generated patients are stored that way, then
+   copied in SQL under new patient ids (`<id>~c001`, ...; identity and content hash suffixed, the
+   payload's patient_id rewritten) until the cohort has --patients patients: generating and
+   validating 60 million events in Python would take hours here. While copying, the events table
+   is UNLOGGED and its two secondary indexes are dropped, then rebuilt (times printed); the table
+   stays unlogged, which changes nothing for the nightly run (it only reads events).
    The patients are then marked clean and never assessed, and the tables ANALYZEd.
 2. For each worker count N (fresh worker processes, assessments and alerts reset, Redis flushed):
    N `celery -A tasks.worker worker` processes, prefork --concurrency 1 each, and three runs of
@@ -17,6 +24,12 @@ of its own, imn_bench_<random>, dropped at the end) and Redis database 12 (flush
      run 2: as_of D again  (every patient current: skipped)
      run 3: as_of D+1 day  (every patient assessed again; the in-process timeline caches warm)
    with the peak RSS (VmHWM from /proc) of the worker processes and the cache hits per run.
+   --runs picks which of the three to do (e.g. --runs 1 for the largest cohorts).
+   Sampled during each run (bench/_resources.py): the RSS of the worker pool children every second
+   (at 25/50/75/100 % of the run: flat or growing?), the RSS and private memory (RssAnon) of the
+   PostgreSQL backends of the bench database, and the CPU seconds used by the workers and by the
+   whole PostgreSQL server, per patient.
+--json PATH appends {"meta": ..., "rows": [...]} to the JSON list in PATH (created if missing).
 """
 
 from __future__ import annotations
@@ -26,17 +39,20 @@ import cProfile
 import json
 import math
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from bench import _common as c  # noqa: E402
+from bench import _common as c
+from bench._resources import RunSampler
 
 START = date(2023, 1, 1)
 YEARS = 3.0
@@ -63,7 +79,7 @@ def _load_range(args: tuple[str, int, int, int, int]) -> tuple[int, int]:
         if parsed.rejected:
             raise RuntimeError(f"synthetic events rejected: {parsed.rejected[:3]}")
         with session(engine) as s:
-            repo.store_events(s, None, parsed.events, datetime.now(timezone.utc))
+            repo.store_events(s, None, parsed.events, datetime.now(UTC))
         events += len(parsed.events)
     engine.dispose()
     return events, labs
@@ -81,6 +97,70 @@ def load_cohort(db_url: str, patients: int, seed: int, procs: int) -> tuple[int,
         conn.execute(sa.text("vacuum analyze"))
     engine.dispose()
     return sum(d[0] for d in done), sum(d[1] for d in done), time.perf_counter() - t0
+
+
+COPY_COLUMNS = ("identity, patient_id, kind, status, content_hash, version, is_current, payload, effective_at,"
+                " recorded_at, received_at, inbox_id")
+
+
+def _copy_batch(args: tuple[str, list[int]]) -> float:
+    """Copy every generated patient and its events once per suffix number in `ks` (one process)."""
+    db_url, ks = args
+    engine = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        for k in ks:
+            sfx = f"~c{k:03d}"
+            conn.execute(sa.text(
+                "insert into patients (patient_id, active, first_seen_at, last_event_at) select patient_id || :s,"
+                " active, first_seen_at, last_event_at from patients where strpos(patient_id, '~') = 0"), {"s": sfx})
+            conn.execute(sa.text(
+                f"insert into events ({COPY_COLUMNS}) select identity || :s, patient_id || :s, kind, status,"
+                " encode(sha256(convert_to(content_hash || :s, 'UTF8')), 'hex'), version, is_current,"
+                " jsonb_set(payload, '{patient_id}', to_jsonb(patient_id || :s)), effective_at, recorded_at,"
+                " received_at, inbox_id from events where id <= :base_max"),
+                {"s": sfx, "base_max": _base_max(conn)})
+    engine.dispose()
+    return time.perf_counter() - t0
+
+
+def _base_max(conn: sa.Connection) -> int:
+    # the generated events have the lowest ids (they were stored first): copies never copy copies
+    return int(conn.execute(sa.text("select max(id) from events e join patients p using (patient_id)"
+                                    " where strpos(p.patient_id, '~') = 0")).scalar() or 0)
+
+
+def copy_cohort(db_url: str, copies: int, procs: int) -> dict[str, float]:
+    """Grow the stored cohort to (1 + copies) times its size (see the module docstring)."""
+    engine = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
+    out: dict[str, float] = {}
+    with engine.connect() as conn:
+        t0 = time.perf_counter()
+        conn.execute(sa.text("alter table events set unlogged"))
+        conn.execute(sa.text("alter table events drop constraint uq_events_identity_content_hash"))
+        conn.execute(sa.text("drop index ix_events_patient_current"))
+        out["prepare_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jobs = [(db_url, list(range(1 + i, copies + 1, procs))) for i in range(procs)]
+    with mp.get_context("spawn").Pool(procs) as pool:
+        pool.map(_copy_batch, jobs)
+    out["copy_s"] = time.perf_counter() - t0
+    with engine.connect() as conn:
+        t0 = time.perf_counter()
+        conn.execute(sa.text("set maintenance_work_mem = '1GB'"))
+        conn.execute(sa.text("create index ix_events_patient_current on events (patient_id, is_current)"))
+        out["index_patient_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        conn.execute(sa.text("alter table events add constraint uq_events_identity_content_hash"
+                             " unique (identity, content_hash)"))
+        out["index_unique_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        conn.execute(sa.text("vacuum analyze"))
+        out["vacuum_s"] = time.perf_counter() - t0
+        out["events"] = float(conn.execute(sa.text("select count(*) from events")).scalar() or 0)
+        out["events_mb"] = float(conn.execute(sa.text("select pg_total_relation_size('events')")).scalar() or 0) / 2**20
+    engine.dispose()
+    return out
 
 
 def reset_assessments(engine: sa.Engine) -> None:
@@ -101,7 +181,11 @@ def _cache_totals(r) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     return hits, misses
 
 
-def run_config(db_url: str, n_workers: int, as_of: date, chunk: int, logdir: Path) -> list[dict[str, object]]:
+RUNS = (("1: as_of D", 0), ("2: same as_of", 0), ("3: as_of D+1", 1))
+
+
+def run_config(db_url: str, n_workers: int, as_of: date, chunk: int, logdir: Path,
+               runs: list[int]) -> list[dict[str, object]]:
     engine = sa.create_engine(db_url)
 
     def scalar(sql: str, **params: object) -> int:
@@ -118,16 +202,21 @@ def run_config(db_url: str, n_workers: int, as_of: date, chunk: int, logdir: Pat
     chunks = math.ceil(active / chunk)
     out = []
     with c.running_workers(c.bench_env(db_url), logdir / f"n{n_workers}", n_workers) as workers:
-        for label, day in (("1: as_of D", as_of), ("2: same as_of", as_of), ("3: as_of D+1", as_of + timedelta(days=1))):
+        for label, shift in [RUNS[i - 1] for i in runs]:
+            day = as_of + timedelta(days=shift)
             run_id = c.redis_run_id(r)
+            sampler = RunSampler(workers.pids, c.PG_ADMIN_URL, db_url.rsplit("/", 1)[1])
             before = c.task_counts(r).get("imn.reassess_chunk", 0)
             hits0, misses0 = _cache_totals(r)
-            started = datetime.now(timezone.utc)
+            started = datetime.now(UTC)
+            sampler.start()
             t0 = time.perf_counter()
             jobs.reassess_all.delay(day.isoformat())
-            c.wait_until(lambda: c.task_counts(r).get("imn.reassess_chunk", 0) >= before + chunks, 600, 0.02,
+            limit = max(600.0, active / 50)  # 1M patients: up to 20,000 s
+            c.wait_until(lambda b=before: c.task_counts(r).get("imn.reassess_chunk", 0) >= b + chunks, limit, 0.02,
                          f"{chunks} reassess_chunk tasks")
-            t1 = c.wait_until(lambda: c.broker_drained(r), 600, 0.01, "broker drained")
+            t1 = c.wait_until(lambda: c.broker_drained(r), limit, 0.01, "broker drained")
+            sampler.stop()
             if c.redis_run_id(r) != run_id:
                 raise RuntimeError("Redis restarted during the run (not by this bench): figures void")
             hits1, misses1 = _cache_totals(r)
@@ -140,6 +229,10 @@ def run_config(db_url: str, n_workers: int, as_of: date, chunk: int, logdir: Pat
                 "alerts": scalar("select count(*) from alerts"),
                 "firing": scalar("select count(*) from alerts where status = 'firing'"),
                 "peaks": workers.peaks(), "rss_now": workers.rss_now_kb(), "failed": c.failed_counts(r),
+                "cpu_s": sampler.cpu, "rss_profile": sampler.rss_profile(),
+                "pg_backend_peak_rss_mib": sampler.pg_peak_rss_kb / 1024,
+                "pg_backend_peak_anon_mib": sampler.pg_peak_anon_kb / 1024,
+                "pg_backends": len(sampler.pg_backends_seen),
             })
     engine.dispose()
     return out
@@ -169,13 +262,40 @@ def profile_in_process(db_url: str, as_of: date, chunk: int) -> None:
     runtime.reset()
 
 
+def _row(res: dict[str, Any]) -> list[str]:
+    pk, cpu, rp = res["peaks"], res["cpu_s"], res["rss_profile"]
+    lookups = res["cache_hits"] + res["cache_misses"]
+    per = max(res["assessed"], 1)
+    return [
+        f"{res['active']:,}", str(res["workers"]), res["run"], f"{res['wall_s']:.1f}", f"{res['assessed']:,}",
+        f"{res['assessed'] / res['wall_s']:,.0f}" if res["assessed"] else "-",
+        f"{100 * res['cache_hits'] / lookups:.0f} %" if lookups else "-",
+        f"{1000 * cpu.get('workers', 0) / per:.2f}" if res["assessed"] else "-",
+        f"{1000 * cpu.get('postgres', 0) / per:.2f}" if res["assessed"] else "-",
+        f"{pk['child'] / 1024:.0f}",
+        f"{rp.get('rss_25', 0):.0f} / {rp.get('rss_50', 0):.0f} / {rp.get('rss_100', 0):.0f}" if rp else "-",
+        f"{res['pg_backend_peak_anon_mib']:.0f} ({res['pg_backend_peak_rss_mib']:.0f})",
+    ]
+
+
+HEADERS = ["patients", "workers", "run", "wall s", "assessed", "assessed/s", "cache hits", "worker CPU ms/pt",
+           "PG CPU ms/pt", "peak child MiB", "children RSS 25/50/100 % MiB", "PG backend MiB private (RSS)"]
+
+
+def _jsonable(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in res.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=10_000)
+    ap.add_argument("--base", type=int, default=10_000, help="patients generated; more are copies (docstring)")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker process counts")
+    ap.add_argument("--runs", default="1,2,3", help="which runs: 1 as_of D, 2 same again, 3 as_of D+1")
     ap.add_argument("--load-procs", type=int, default=2, help="processes loading the cohort")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 1, 1))
+    ap.add_argument("--json", type=Path, default=None, help="append the results to this JSON file")
     ap.add_argument("--profile", action="store_true", help="also cProfile one chunk in-process")
     args = ap.parse_args()
 
@@ -183,47 +303,54 @@ def main() -> None:
     from tasks.settings import Settings
 
     seed = args.seed if args.seed is not None else DEFAULT_SEED
+    base = min(args.patients, args.base)
+    if args.patients % base:
+        ap.error("--patients must be a multiple of --base")
+    runs = [int(x) for x in args.runs.split(",")]
     settings = Settings(_env_file=None)
-    print(f"machine: {c.machine()}; {c.load_note()} at start")
+    print(f"machine: {c.machine()}; {c.load_note()} at start", flush=True)
     print(f"settings: IMN_REASSESS_CHUNK={settings.reassess_chunk}, IMN_TIMELINE_CACHE={settings.timeline_cache} "
-          f"(patients per worker process)")
+          f"(patients per worker process)", flush=True)
+    meta: dict[str, Any] = {"patients": args.patients, "base": base, "seed": seed, "as_of": args.as_of.isoformat(),
+                            "machine": c.machine(), "load_start": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, c.bench_database() as db_url:
-        events, labs, load_s = load_cohort(db_url, args.patients, seed, args.load_procs)
-        print(f"load: {args.patients} patients (seed {seed}), {events} events ({labs} lab results) stored with "
+        events, labs, load_s = load_cohort(db_url, base, seed, args.load_procs)
+        print(f"load: {base} patients (seed {seed}), {events} events ({labs} lab results) stored with "
               f"store_events by {args.load_procs} processes in {load_s:.1f} s "
-              f"({events / load_s:,.0f} events/s, generation and parsing included)")
+              f"({events / load_s:,.0f} events/s, generation and parsing included)", flush=True)
+        meta.update({"generated_events": events, "generated_load_s": load_s})
+        if args.patients > base:
+            copied = copy_cohort(db_url, args.patients // base - 1, args.load_procs)
+            meta["copy"] = copied
+            print(f"copies: {args.patients // base - 1} x {base} patients -> {copied['events']:,.0f} events "
+                  f"({copied['events_mb'] / 1024:.1f} GiB with indexes): copy {copied['copy_s']:.0f} s "
+                  f"({(copied['events'] - events) / copied['copy_s']:,.0f} rows/s), patient index "
+                  f"{copied['index_patient_s']:.0f} s, unique key {copied['index_unique_s']:.0f} s, "
+                  f"vacuum analyze {copied['vacuum_s']:.0f} s", flush=True)
 
         results = []
         for n in [int(x) for x in args.workers.split(",")]:
-            rows = run_config(db_url, n, args.as_of, settings.reassess_chunk, Path(tmp) / "logs")
+            rows = run_config(db_url, n, args.as_of, settings.reassess_chunk, Path(tmp) / "logs", runs)
             results += rows
             for res in rows:
-                pk = res["peaks"]
-                print(f"{n} worker(s), run {res['run']} ({res['as_of']}): {res['wall_s']:.2f} s, "
-                      f"assessed {res['assessed']}, current {res['current']}/{res['active']}, "
-                      f"{res['chunks']} chunks, cache hits {res['cache_hits']} misses {res['cache_misses']}, "
-                      f"alerts {res['alerts']} (firing {res['firing']}), peak RSS parent {pk['parent'] / 1024:.0f} "
-                      f"MiB child {pk['child'] / 1024:.0f} MiB, failures/retries {res['failed'] or 'none'}")
+                print(c.table(HEADERS, [_row(res)]), flush=True)
+                print(f"  alerts {res['alerts']} (firing {res['firing']}), failures/retries "
+                      f"{res['failed'] or 'none'}, PostgreSQL backends seen {res['pg_backends']}", flush=True)
 
-        table_rows = []
-        for res in results:
-            pk = res["peaks"]
-            lookups = res["cache_hits"] + res["cache_misses"]
-            table_rows.append([
-                str(res["workers"]), res["run"], f"{res['wall_s']:.2f}", str(res["assessed"]),
-                f"{res['assessed'] / res['wall_s']:,.0f}" if res["assessed"] else "-",
-                f"{res['active'] / res['wall_s']:,.0f}",
-                f"{100 * res['cache_hits'] / lookups:.0f} %" if lookups else "-",
-                f"{pk['child'] / 1024:.0f}", f"{pk['parent'] / 1024:.0f}", f"{pk['sum'] / 1024:.0f}",
-            ])
-        print(f"\nnightly reassess_all, {args.patients} patients ({events} events), as_of D = {args.as_of}, "
+        print(f"\nnightly reassess_all, {args.patients} patients, as_of D = {args.as_of}, "
               f"workers = celery prefork processes x concurrency 1:")
-        print(c.table(["workers", "run", "wall s", "assessed", "assessed/s", "patients/s", "cache hits",
-                       "peak child MiB", "peak parent MiB", "sum MiB"], table_rows))
-        print("(patients/s = active patients covered / wall; peak RSS = VmHWM, cumulative over the worker's runs;"
-              " 'sum' adds every process's peak, shared pages counted in each)")
-
+        print(c.table(HEADERS, [_row(r) for r in results]))
+        print("(assessed/s = patients assessed / wall; CPU ms per patient assessed: all worker processes, and the "
+              "whole PostgreSQL server; peak child = VmHWM of a pool child, cumulative over the worker's runs; "
+              "children RSS = sum over pool children at 25/50/100 % of the run; PG backend = largest private "
+              "memory (RssAnon) of a backend of the bench database, its VmRSS in brackets)")
         print(f"({c.load_note()} at the end of the runs)")
+        meta["load_end"] = os.getloadavg()
+        if args.json:
+            prior = json.loads(args.json.read_text()) if args.json.exists() else []
+            prior.append({"meta": meta, "rows": [_jsonable(r) for r in results]})
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(prior, indent=1, default=str))
         if args.profile:
             profile_in_process(db_url, args.as_of, settings.reassess_chunk)
 

@@ -22,7 +22,14 @@ from typing import Any, get_args
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
-from monitor.events import STATUS_RANK, USABLE_STATUSES, LabResult, MedicationEvent, Patient, construct_trusted
+from monitor.events import (
+    STATUS_RANK,
+    USABLE_STATUSES,
+    LabResult,
+    MedicationEvent,
+    Patient,
+    construct_trusted,
+)
 from monitor.timeline import Timeline
 from storage._sql import chunks, in_list, is_postgres, upsert
 from storage.models import EventRow, PatientRow

@@ -29,6 +29,8 @@ of its own, imn_bench_<random>, dropped at the end) and Redis database 12 (flush
    (at 25/50/75/100 % of the run: flat or growing?), the RSS and private memory (RssAnon) of the
    PostgreSQL backends of the bench database, and the CPU seconds used by the workers and by the
    whole PostgreSQL server, per patient.
+--database NAME keeps the loaded cohort in that database for later invocations (--load-only: load
+and stop); without it the bench uses a database of its own, dropped at the end.
 --json PATH appends {"meta": ..., "rows": [...]} to the JSON list in PATH (created if missing).
 """
 
@@ -43,6 +45,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -262,6 +266,51 @@ def profile_in_process(db_url: str, as_of: date, chunk: int) -> None:
     runtime.reset()
 
 
+@contextmanager
+def kept_database(name: str) -> Iterator[str]:
+    """--database NAME: a database kept between invocations (created and migrated when missing), so a
+    large cohort is loaded once and measured later, when the machine is quiet."""
+    admin = sa.create_engine(c.PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(sa.text("select 1 from pg_database where datname = :n"), {"n": name}).scalar():
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = c.PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    from storage.db import upgrade
+
+    engine = sa.create_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+
+
+def _count(db_url: str, sql: str) -> int:
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(sql)).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+def _load(db_url: str, args: argparse.Namespace, base: int, seed: int, meta: dict[str, Any]) -> None:
+    if _count(db_url, "select count(*) from patients"):
+        c.reset_schema(db_url)  # a kept database holding another cohort: start again
+    events, labs, load_s = load_cohort(db_url, base, seed, args.load_procs)
+    print(f"load: {base} patients (seed {seed}), {events} events ({labs} lab results) stored with "
+          f"store_events by {args.load_procs} processes in {load_s:.1f} s "
+          f"({events / load_s:,.0f} events/s, generation and parsing included)", flush=True)
+    meta.update({"generated_events": events, "generated_load_s": load_s})
+    if args.patients > base:
+        copied = copy_cohort(db_url, args.patients // base - 1, args.load_procs)
+        meta["copy"] = copied
+        print(f"copies: {args.patients // base - 1} x {base} patients -> {copied['events']:,.0f} events "
+              f"({copied['events_mb'] / 1024:.1f} GiB with indexes): copy {copied['copy_s']:.0f} s "
+              f"({(copied['events'] - events) / copied['copy_s']:,.0f} rows/s), patient index "
+              f"{copied['index_patient_s']:.0f} s, unique key {copied['index_unique_s']:.0f} s, "
+              f"vacuum analyze {copied['vacuum_s']:.0f} s", flush=True)
+
+
 def _row(res: dict[str, Any]) -> list[str]:
     pk, cpu, rp = res["peaks"], res["cpu_s"], res["rss_profile"]
     lookups = res["cache_hits"] + res["cache_misses"]
@@ -297,6 +346,9 @@ def main() -> None:
     ap.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 1, 1))
     ap.add_argument("--json", type=Path, default=None, help="append the results to this JSON file")
     ap.add_argument("--profile", action="store_true", help="also cProfile one chunk in-process")
+    ap.add_argument("--database", default=None,
+                    help="use and keep this database (load it only when it does not hold --patients patients)")
+    ap.add_argument("--load-only", action="store_true", help="load the cohort and stop (with --database)")
     args = ap.parse_args()
 
     from synthetic.cohort import DEFAULT_SEED
@@ -313,22 +365,16 @@ def main() -> None:
           f"(patients per worker process)", flush=True)
     meta: dict[str, Any] = {"patients": args.patients, "base": base, "seed": seed, "as_of": args.as_of.isoformat(),
                             "machine": c.machine(), "load_start": os.getloadavg()}
-    with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, c.bench_database() as db_url:
-        events, labs, load_s = load_cohort(db_url, base, seed, args.load_procs)
-        print(f"load: {base} patients (seed {seed}), {events} events ({labs} lab results) stored with "
-              f"store_events by {args.load_procs} processes in {load_s:.1f} s "
-              f"({events / load_s:,.0f} events/s, generation and parsing included)", flush=True)
-        meta.update({"generated_events": events, "generated_load_s": load_s})
-        if args.patients > base:
-            copied = copy_cohort(db_url, args.patients // base - 1, args.load_procs)
-            meta["copy"] = copied
-            print(f"copies: {args.patients // base - 1} x {base} patients -> {copied['events']:,.0f} events "
-                  f"({copied['events_mb'] / 1024:.1f} GiB with indexes): copy {copied['copy_s']:.0f} s "
-                  f"({(copied['events'] - events) / copied['copy_s']:,.0f} rows/s), patient index "
-                  f"{copied['index_patient_s']:.0f} s, unique key {copied['index_unique_s']:.0f} s, "
-                  f"vacuum analyze {copied['vacuum_s']:.0f} s", flush=True)
-
+    database = kept_database(args.database) if args.database else c.bench_database()
+    with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, database as db_url:
+        if args.database and _count(db_url, "select count(*) from patients") == args.patients:
+            print(f"database {args.database} already holds {args.patients} patients: not loaded again", flush=True)
+        else:
+            _load(db_url, args, base, seed, meta)
+        if args.load_only:
+            return
         results = []
+
         for n in [int(x) for x in args.workers.split(",")]:
             rows = run_config(db_url, n, args.as_of, settings.reassess_chunk, Path(tmp) / "logs", runs)
             results += rows

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timezone
 from typing import Any, Literal
 
 from monitor.analytes import ANALYTES, UnknownAnalyteError
@@ -74,6 +75,16 @@ class MessageAck:
     version: str
     error_code: str | None = None  # HL7 table 0357 code for the ERR segment when not AA
 
+    def __post_init__(self) -> None:
+        # control_id and version are copied from MSH-10/MSH-12 as received: an undecodable byte there
+        # (a lone surrogate after decode) made the ACK text unencodable, and the MLLP listener died
+        # writing it, after storing the message (found by fuzzing: tests/fuzz/corpus/hl7v2/
+        # crash_msh10_not_utf8.hl7). Shown as \xNN, like every rejection's text.
+        object.__setattr__(self, "control_id", storable(str(self.control_id)))
+        object.__setattr__(self, "version", storable(str(self.version)))
+        if self.reason is not None:
+            object.__setattr__(self, "reason", storable(str(self.reason)))
+
 
 @dataclass
 class ParseResult:
@@ -111,7 +122,7 @@ def to_event(record: Any, line: int | None, raw: str) -> Event | Rejected:
     if bad is not None:
         return Rejected(line, bad, "", "text contains a NUL character or bytes that are not valid UTF-8", raw)
     try:
-        return parse_event(record)
+        event = parse_event(record)
     except InvalidEvent as exc:
         problems = [_missing(p) for p in exc.problems] or [Problem("(record)", "", str(exc))]
         first = problems[0]
@@ -119,6 +130,23 @@ def to_event(record: Any, line: int | None, raw: str) -> Event | Rejected:
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         # not expected from pydantic, but a record must never take the whole payload down
         return Rejected(line, "(record)", "", f"invalid record: {exc}", raw)
+    return _beyond_utc(event, line, raw) or event
+
+
+def _beyond_utc(event: Event, line: int | None, raw: str) -> Rejected | None:
+    """A time that exists in its own offset but not in UTC (0001-01-01T00:00+14:00,
+    9999-12-31T23:59-14:00) validated, then made storage raise OverflowError converting it, which
+    failed the whole batch with nothing quarantined (found by tests/fuzz: the bad_dates corpus files)."""
+    for name in ("effective_at", "recorded_at"):
+        when = getattr(event, name, None)
+        if when is None:
+            continue
+        try:
+            when.astimezone(timezone.utc)
+        except OverflowError:
+            why = "date-time is outside years 1-9999 once converted to UTC"
+            return Rejected(line, name, when.isoformat(), why, raw)
+    return None
 
 
 def _missing(problem: Problem) -> Problem:

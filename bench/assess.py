@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
+import os
 import pstats
 import random
 import statistics
@@ -133,6 +135,10 @@ def fresh_copy(timeline: Timeline) -> Timeline:
 
 
 def time_per_call(fn: Callable[[], Any], items: int) -> float:
+    # the previous round's garbage (fresh copies, assessments) is collected before the clock starts:
+    # otherwise a full collection of the whole heap lands in some rounds and not others (it doubled
+    # single cold rounds); collections triggered by what assess() itself allocates stay inside
+    gc.collect()
     t0 = time.perf_counter()
     fn()
     return (time.perf_counter() - t0) / items * 1e6
@@ -145,6 +151,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the cProfile hot spots of assess()")
     args = parser.parse_args()
 
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     rng = random.Random(20250101)
     t0 = time.perf_counter()
     histories = [(f"B{i:05d}", synthetic_patient(f"B{i:05d}", rng)) for i in range(args.patients)]
@@ -185,6 +192,7 @@ def main() -> None:
         us = min(time_per_call(lambda name=name: [p[name]() for p in prepared], len(prepared)) for _ in range(3))
         print(f"    {name:34s} {us:8.1f}")
 
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()

@@ -27,10 +27,15 @@ EGFR_UNIT = ANALYTES["egfr"].canonical_unit
 def ckd_epi_2021(creatinine_umol_l: float, age_years: float, sex: str) -> float:
     """eGFR in mL/min/1.73 m2 from serum creatinine (umol/L), age and sex ('male'/'female')."""
     c = CKD_EPI_2021[sex]
+    return _ckd_epi(creatinine_umol_l, age_years, c["kappa"], c["alpha"], c["factor"])
+
+
+def _ckd_epi(creatinine_umol_l: float, age_years: float, kappa: float, alpha: float, factor: float) -> float:
+    """ckd_epi_2021 with the sex's coefficients given: egfr_series looks them up once per patient."""
     scr = creatinine_umol_l / CREATININE_MG_DL_TO_UMOL_L
-    ratio = scr / c["kappa"]
-    return (CKD_EPI_CONSTANT * min(ratio, 1.0) ** c["alpha"] * max(ratio, 1.0) ** CKD_EPI_MAX_EXPONENT
-            * CKD_EPI_AGE_BASE ** age_years * c["factor"])
+    ratio = scr / kappa
+    return (CKD_EPI_CONSTANT * min(ratio, 1.0) ** alpha * max(ratio, 1.0) ** CKD_EPI_MAX_EXPONENT
+            * CKD_EPI_AGE_BASE ** age_years * factor)
 
 
 def age_on(birth: date, on: date) -> int:
@@ -55,13 +60,18 @@ def _egfr_series(timeline: Timeline) -> tuple[LabResult, ...]:
     p = timeline.patient
     if p is None or p.birth_date is None or p.sex not in CKD_EPI_2021:
         return reported
-    days = {r.effective_date for r in reported}
+    # days with a reported eGFR, as date ordinals (see timeline.SeriesArrays); most patients have none
+    days = set(timeline.arrays(reported).days) if reported else set()
     low, high = ANALYTES["egfr"].plausible
+    c = CKD_EPI_2021[p.sex]
+    kappa, alpha, factor = c["kappa"], c["alpha"], c["factor"]
+    birth = p.birth_date
     computed = []
     for cr in timeline.series("serum_creatinine"):
-        if cr.effective_date in days:
+        if days and cr.effective_at.toordinal() in days:
             continue
-        value = round(ckd_epi_2021(cr.value, age_on(p.birth_date, cr.effective_date), p.sex), 1)
+        # the age on the creatinine's date: effective_at has that date's year, month and day
+        value = round(_ckd_epi(cr.value, age_on(birth, cr.effective_at), kappa, alpha, factor), 1)
         if not low <= value <= high:
             # BUG FIX: a very low (but accepted) creatinine gave an eGFR above the plausible limit
             # (e.g. 5 umol/L, male, 19 y: 291), and validating it raised out of assess(). Such a

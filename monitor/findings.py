@@ -10,6 +10,8 @@ from monitor.events import LabResult, MedicationEvent
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+_object_new = object.__new__
+_object_setattr = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -26,23 +28,38 @@ class Evidence:
     note: str | None = None
 
     @classmethod
+    def _build(cls, kind: Literal["lab", "medication", "derived"], name: str, value: float | None,
+               unit: str | None, effective_at: str, event_id: str | None, reported: str | None,
+               note: str | None) -> "Evidence":
+        """cls(kind, name, ...) with every field given: the same instance (fields in the same order),
+        built with one __dict__ assignment. A frozen dataclass's __init__ sets each of the eight
+        fields through object.__setattr__, and assess() builds about ten Evidence per patient."""
+        evidence = _object_new(cls)
+        _object_setattr(evidence, "__dict__", {
+            "kind": kind, "name": name, "value": value, "unit": unit, "effective_at": effective_at,
+            "event_id": event_id, "reported": reported, "note": note})
+        return evidence
+
+    @classmethod
     def of_lab(cls, r: LabResult, note: str | None = None) -> "Evidence":
         reported = None
         if r.reported_unit is not None and r.reported_value is not None:
             reported = f"{r.reported_value:g} {r.reported_unit}"
         value = r.value
-        return cls("lab", r.analyte, value, r.unit, r.effective_at.isoformat(), r.identity,
-                   reported, note if r.comparator is None else f"{r.comparator}{value:g}" + (f"; {note}" if note else ""))
+        if r.comparator is not None:
+            note = f"{r.comparator}{value:g}" + (f"; {note}" if note else "")
+        return cls._build("lab", r.analyte, value, r.unit, r.effective_at.isoformat(), r.identity,
+                          reported, note)
 
     @classmethod
     def of_medication(cls, m: MedicationEvent, note: str | None = None) -> "Evidence":
         span = m.start.isoformat() if m.end is None or m.frequency == "once" else f"{m.start}..{m.end}"
-        return cls("medication", m.drug, m.dose, m.unit, m.start.isoformat(), m.identity,
-                   None, note or (f"{m.frequency} {span}" if m.frequency != "once" else None))
+        return cls._build("medication", m.drug, m.dose, m.unit, m.start.isoformat(), m.identity,
+                          None, note or (f"{m.frequency} {span}" if m.frequency != "once" else None))
 
     @classmethod
     def derived(cls, name: str, value: float, unit: str, on: date | datetime, note: str) -> "Evidence":
-        return cls("derived", name, round(value, 3), unit, on.isoformat(), None, None, note)
+        return cls._build("derived", name, round(value, 3), unit, on.isoformat(), None, None, note)
 
     def as_dict(self) -> dict[str, object]:
         """The contract's evidence item: {analyte|medication, value, unit, effective_at, ...}."""

@@ -12,11 +12,11 @@ KDIGO 2021 (chapter 3, membranous nephropathy):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
 from monitor.events import LabResult
-from monitor.timeline import Timeline
+from monitor.timeline import SeriesArrays, Timeline
 
 NEPHROTIC_G_PER_DAY = 3.5  # KDIGO21: nephrotic-range proteinuria; PR < 3.5; relapse > 3.5
 COMPLETE_REMISSION_G_PER_DAY = 0.3  # KDIGO21: CR < 0.3 g/d (UPCR < 0.3 g/g, < 30 mg/mmol)
@@ -86,40 +86,79 @@ class RemissionHistory:
         return self.relapses[-1] if self.relapses and self.relapses[-1].ended_at is None else None
 
 
-def _span_days(run: list[LabResult]) -> int:
-    return (run[-1].effective_date - run[0].effective_date).days if run else 0
+def _albumin_normal(b: "_Builder", on: int) -> bool:
+    """KDIGO21 CR needs a normal albumin *when measured*: no recent albumin does not block CR.
 
-
-def _albumin_normal(timeline: Timeline, on: date) -> bool:
-    """KDIGO21 CR needs a normal albumin *when measured*: no recent albumin does not block CR."""
+    `on` is a date ordinal (see timeline.SeriesArrays)."""
     # the last albumin (in clinical order) dated within the lookback; scanned from the end because
     # this runs for every value of a CR run (it was a full scan per value: quadratic)
-    start = on - timedelta(days=ALBUMIN_FOR_CR_LOOKBACK_DAYS)
+    start = on - ALBUMIN_FOR_CR_LOOKBACK_DAYS
     # dates in clinical (UTC instant) order can be out of order by a day across time-zone offsets:
     # stop only well before the window
-    stop = start - timedelta(days=2)
-    for a in reversed(timeline.series("serum_albumin")):
-        d = a.effective_date
+    stop = start - 2
+    albumin = b.albumin
+    for value, d in zip(reversed(albumin.values), reversed(albumin.days)):
         if start <= d <= on:
-            return a.value >= ALBUMIN_LOWER_NORMAL_G_L
+            return value >= ALBUMIN_LOWER_NORMAL_G_L
         if d < stop:
             break
     return True
 
 
-@dataclass
-class _Builder:
-    """Mutable state of one pass over the series."""
+def _egfr_stable(b: "_Builder", on: int) -> bool:
+    """No eGFR fall >= 25% from the episode's baseline by `on` (no eGFR data: nothing speaks against).
 
+    The baseline is the last eGFR in the 90 days up to the episode's start, else the first one after
+    it; the latest is the last one after the start up to `on`, else the baseline. One pass over
+    ordinals, keeping only the values the definition reads (it built two lists per call)."""
+    if not b.egfr:
+        return True
+    start = b.episode_day
+    earliest = start - EGFR_BASELINE_LOOKBACK_DAYS
+    before = first_after = last_after = None
+    for e, d in zip(b.egfr, b.egfr_days):
+        if earliest <= d <= start:
+            before = e
+        elif start < d <= on:
+            if first_after is None:
+                first_after = e
+            last_after = e
+    baseline = before if before is not None else first_after
+    latest = last_after if last_after is not None else before
+    if baseline is None or latest is None or baseline.value <= 0:
+        return True
+    return latest.value > baseline.value * (1 - UNSTABLE_EGFR_FALL_FRACTION)
+
+
+@dataclass(slots=True)
+class _Builder:
+    """Mutable state of one pass over the series; days are date ordinals (timeline.SeriesArrays).
+
+    Each run of values (cr: consecutive values < 0.3 g/d; pr: meeting the PR condition; hi: values
+    > 3.5 g/d in remission) is kept as its first value and that value's day: the walk reads only a
+    run's first value, its last one (always the current value) and the days between them. Growing
+    and resetting lists per value, and computing dates, was a large share of assess() (this runs for
+    the ~60 values of a 5-year series of every patient, every night).
+    """
+
+    albumin: SeriesArrays
+    egfr: tuple[LabResult, ...]
+    egfr_days: tuple[int, ...]
     state: State = "no_data"
     since: date | None = None
     episode_start: date | None = None
+    episode_day: int = 0
     peak: LabResult | None = None
+    peak_value: float = 0.0  # peak.value, read for every value
     remitted: Remission | None = None  # the remission in force
     remitted_kind: Literal["partial", "complete"] | None = None  # may fall from complete to partial
-    cr_run: list[LabResult] = field(default_factory=list)
-    pr_run: list[LabResult] = field(default_factory=list)
-    hi_run: list[LabResult] = field(default_factory=list)
+    cr_first: LabResult | None = None  # first value of the CR run (None: no run)
+    cr_day: int = 0
+    pr_first: LabResult | None = None
+    pr_day: int = 0
+    hi_first: LabResult | None = None
+    hi_day: int = 0
+    hi_peak: LabResult | None = None  # the first highest value of the hi run
     relapse_first: LabResult | None = None
     relapse_after: Remission | None = None
     relapse_confirmed_at: date | None = None
@@ -127,29 +166,15 @@ class _Builder:
     remissions: list[Remission] = field(default_factory=list)
     relapses: list[Relapse] = field(default_factory=list)
 
-    def enter(self, state: State, on: date) -> None:
+    def enter(self, state: State, x: LabResult) -> None:
         if state != self.state:
-            self.state, self.since = state, on
+            self.state, self.since = state, x.effective_date
 
     def close_relapse(self, on: date, by: Literal["remission", "not_confirmed"]) -> None:
         assert self.relapse_first is not None and self.relapse_after is not None
         self.relapses.append(Relapse(self.relapse_first, tuple(self.hi_run_all), self.relapse_after,
                                      self.relapse_confirmed_at, on, by))
         self.relapse_first = self.relapse_after = self.relapse_confirmed_at = None
-
-
-def _egfr_stable(egfr: tuple[LabResult, ...], episode_start: date | None, on: date) -> bool:
-    """No eGFR fall >= 25% from the episode's baseline by `on` (no eGFR data: nothing speaks against)."""
-    if not egfr or episode_start is None:
-        return True
-    earliest = episode_start - timedelta(days=EGFR_BASELINE_LOOKBACK_DAYS)
-    before = [e for e in egfr if earliest <= e.effective_date <= episode_start]
-    after = [e for e in egfr if episode_start < e.effective_date <= on]
-    baseline = before[-1] if before else (after[0] if after else None)
-    latest = after[-1] if after else (before[-1] if before else None)
-    if baseline is None or latest is None or baseline.value <= 0:
-        return True
-    return latest.value > baseline.value * (1 - UNSTABLE_EGFR_FALL_FRACTION)
 
 
 def remission_history(timeline: Timeline, proteinuria: tuple[LabResult, ...] | None = None,
@@ -161,15 +186,15 @@ def remission_history(timeline: Timeline, proteinuria: tuple[LabResult, ...] | N
     """
     series = timeline.proteinuria() if proteinuria is None else proteinuria
     kidney = timeline.series("egfr") if egfr is None else egfr
-    b = _Builder()
-    for x in series:
-        d = x.effective_date
-        if b.episode_start is None:
-            b.episode_start, b.peak = d, x
+    b = _Builder(timeline.arrays(timeline.series("serum_albumin")), kidney, timeline.arrays(kidney).days)
+    arrays = timeline.arrays(series)
+    for x, day, value in zip(series, arrays.days, arrays.values):
+        if b.peak is None:  # the first value opens the first episode
+            b.episode_start, b.episode_day, b.peak, b.peak_value = x.effective_date, day, x, value
         if b.remitted is not None:  # in remission, or an unconfirmed relapse of one
-            if _relapse_step(b, x, d):
+            if _relapse_step(b, x, day, value):
                 continue
-        _disease_step(b, timeline, x, d, kidney)
+        _disease_step(b, x, day, value)
 
     open_relapse = None
     if b.relapse_first is not None and b.relapse_after is not None:
@@ -182,82 +207,89 @@ def remission_history(timeline: Timeline, proteinuria: tuple[LabResult, ...] | N
     )
 
 
-def _relapse_step(b: _Builder, x: LabResult, d: date) -> bool:
+def _relapse_step(b: _Builder, x: LabResult, day: int, value: float) -> bool:
     """Handle a value while in remission (or during an unconfirmed relapse). True if consumed."""
-    if x.value > NEPHROTIC_G_PER_DAY:
-        b.hi_run.append(x)
+    if value > NEPHROTIC_G_PER_DAY:
+        if b.hi_first is None:
+            b.hi_first, b.hi_day, b.hi_peak = x, day, x
+        elif value > b.hi_peak.value:  # type: ignore[union-attr]
+            b.hi_peak = x  # strictly higher: the first of equal highs stays (as max() picks)
         if b.relapse_first is None:
             b.relapse_first, b.relapse_after, b.hi_run_all = x, b.remitted, []
         b.hi_run_all.append(x)
-        if _span_days(b.hi_run) >= CONFIRMATION_DAYS:
+        if day - b.hi_day >= CONFIRMATION_DAYS:
             # confirmed: the remission is over and a new disease episode starts at the first value
-            b.relapse_confirmed_at = d
+            assert b.hi_first is not None and b.hi_peak is not None
+            b.relapse_confirmed_at = x.effective_date
             b.remitted = b.remitted_kind = None
-            b.episode_start = b.hi_run[0].effective_date
-            b.peak = max(b.hi_run, key=lambda r: r.value)
-            b.cr_run, b.pr_run, b.hi_run = [], [], []
-            b.enter("relapse", d)
+            b.episode_start, b.episode_day = b.hi_first.effective_date, b.hi_day
+            b.peak, b.peak_value = b.hi_peak, b.hi_peak.value
+            b.cr_first = b.pr_first = b.hi_first = b.hi_peak = None
+            b.enter("relapse", x)
         else:
-            b.enter("possible_relapse", d)
+            b.enter("possible_relapse", x)
         return True
-    b.hi_run = []
+    b.hi_first = b.hi_peak = None
     if b.relapse_first is not None and b.relapse_confirmed_at is None:
-        b.close_relapse(d, "not_confirmed")  # one high value, then back down: not a relapse
+        b.close_relapse(x.effective_date, "not_confirmed")  # one high value, then back down: not a relapse
     return False
 
 
-def _confirmed(run: list[LabResult]) -> bool:
-    """The run spans >= 7 days (a run of one value spans none: skip the date arithmetic)."""
-    return len(run) > 1 and _span_days(run) >= CONFIRMATION_DAYS
+def _complete(b: _Builder, day: int) -> bool:
+    """The CR run ending at the current value spans >= 7 days, with a normal albumin (if measured).
+
+    Evaluated only where the walk reads it (the albumin look-up is not needed in CR already)."""
+    return b.cr_first is not None and day - b.cr_day >= CONFIRMATION_DAYS and _albumin_normal(b, day)
 
 
 _REMISSION_STATE: dict[str, State] = {"partial": "partial_remission", "complete": "complete_remission"}
 
 
-def _disease_step(b: _Builder, timeline: Timeline, x: LabResult, d: date,
-                  egfr: tuple[LabResult, ...] = ()) -> None:
-    # runs once per proteinuria value of every patient: the value and the peak are read into locals
-    assert b.peak is not None
-    value = x.value
-    if b.remitted is None and value > b.peak.value:
-        b.peak = x
-    # runs grow in place (copying them at every value was quadratic); a run is never shared, as a
-    # Remission keeps only its first and last value
-    if value < COMPLETE_REMISSION_G_PER_DAY:
-        b.cr_run.append(x)
+def _disease_step(b: _Builder, x: LabResult, day: int, value: float) -> None:
+    # runs once per proteinuria value of every patient
+    if b.remitted is None and value > b.peak_value:
+        b.peak, b.peak_value = x, value
+    if value >= COMPLETE_REMISSION_G_PER_DAY:
+        b.cr_first = None
+    elif b.cr_first is None:
+        b.cr_first, b.cr_day = x, day
+    if value < NEPHROTIC_G_PER_DAY and value <= PARTIAL_REMISSION_FRACTION_OF_PEAK * b.peak_value:
+        if b.pr_first is None:
+            b.pr_first, b.pr_day = x, day
     else:
-        b.cr_run = []
-    if value < NEPHROTIC_G_PER_DAY and value <= PARTIAL_REMISSION_FRACTION_OF_PEAK * b.peak.value:
-        b.pr_run.append(x)
-    else:
-        b.pr_run = []
-    complete = _confirmed(b.cr_run) and _albumin_normal(timeline, d)
+        b.pr_first = None
 
     if b.remitted is None:
-        kind: Literal["partial", "complete"] | None = None
-        run: list[LabResult] = []
-        if complete and _egfr_stable(egfr, b.episode_start, d):
-            kind, run = "complete", b.cr_run
-        elif _confirmed(b.pr_run) and _egfr_stable(egfr, b.episode_start, d):
-            kind, run = "partial", b.pr_run
-        if kind is not None:
-            b.remitted = Remission(kind, d, (run[0], run[-1]))
-            b.remitted_kind = kind
-            b.remissions.append(b.remitted)
-            if b.relapse_first is not None:
-                b.close_relapse(d, "remission")
-            b.enter(_REMISSION_STATE[kind], d)
-        elif b.relapse_first is not None:
-            b.enter("relapse", d)  # a confirmed relapse stays open until a confirmed remission
-        else:
-            b.enter("nephrotic" if value >= NEPHROTIC_G_PER_DAY else "non_nephrotic", d)
+        _disease_outcome(b, x, day, value)
         return
 
     # in remission and <= 3.5 g/d: upgrade to CR once confirmed, fall back to PR when >= 0.3 g/d
-    if b.remitted_kind == "partial" and complete:
-        b.remitted = Remission("complete", d, (b.cr_run[0], b.cr_run[-1]))
+    if b.remitted_kind == "partial" and _complete(b, day):
+        b.remitted = Remission("complete", x.effective_date, (b.cr_first, x))  # type: ignore[arg-type]
         b.remitted_kind = "complete"
         b.remissions.append(b.remitted)
     elif b.remitted_kind == "complete" and value >= COMPLETE_REMISSION_G_PER_DAY:
         b.remitted_kind = "partial"
-    b.enter(_REMISSION_STATE[b.remitted_kind], d)  # type: ignore[index]
+    b.enter(_REMISSION_STATE[b.remitted_kind], x)  # type: ignore[index]
+
+
+def _disease_outcome(b: _Builder, x: LabResult, day: int, value: float) -> None:
+    """Not in remission: a confirmed CR or PR (with stable eGFR) starts one, else the disease state."""
+    first: LabResult | None = None
+    kind: Literal["partial", "complete"] | None = None
+    if _complete(b, day) and _egfr_stable(b, day):
+        kind, first = "complete", b.cr_first
+    elif b.pr_first is not None and day - b.pr_day >= CONFIRMATION_DAYS and _egfr_stable(b, day):
+        kind, first = "partial", b.pr_first
+    if kind is not None:
+        assert first is not None
+        b.remitted = Remission(kind, x.effective_date, (first, x))
+        b.remitted_kind = kind
+        b.remissions.append(b.remitted)
+        if b.relapse_first is not None:
+            b.close_relapse(x.effective_date, "remission")
+        b.enter(_REMISSION_STATE[kind], x)
+    elif b.relapse_first is not None:
+        b.enter("relapse", x)  # a confirmed relapse stays open until a confirmed remission
+    else:
+        b.enter("nephrotic" if value >= NEPHROTIC_G_PER_DAY else "non_nephrotic", x)

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from monitor.events import LabResult, MedicationEvent
 from monitor.remission import NEPHROTIC_G_PER_DAY
+from monitor.timeline import SeriesArrays
 
 if TYPE_CHECKING:
     from monitor.rules.base import RuleContext
@@ -148,25 +149,26 @@ def _ras_exposure(meds: Sequence[MedicationEvent], as_of: date) -> tuple[date, d
 
 
 def acei_arb_response(proteinuria: Sequence[LabResult], meds: Sequence[MedicationEvent],
-                      as_of: date) -> AceiArbResponse | None:
-    """The 6-month ACEi/ARB response of KDIGO21's risk figure, or None without ACEi/ARB."""
+                      as_of: date, days: SeriesArrays | None = None) -> AceiArbResponse | None:
+    """The 6-month ACEi/ARB response of KDIGO21's risk figure, or None without ACEi/ARB.
+
+    `days`: the proteinuria series' SeriesArrays (Timeline.arrays), when the caller has them."""
     exposure = _ras_exposure(meds, as_of)
     if exposure is None:
         return None
     start, end = exposure
-    lookback = start - timedelta(days=ACEI_ARB_BASELINE_LOOKBACK_DAYS)
-    grace = start + timedelta(days=ACEI_ARB_BASELINE_GRACE_DAYS)
-    six_months = start + timedelta(days=SIX_MONTHS_DAYS)
-    before = after_start = after = None  # last before start, first in the grace, last >= 6 months
-    for r in proteinuria:  # one pass: this runs for every patient every night
-        d = r.effective_date
-        if lookback <= d <= start:
-            before = r
-        elif start < d <= grace and after_start is None:
-            after_start = r
-        if six_months <= d <= end:
-            after = r
-    return AceiArbResponse(start, (end - start).days, before or after_start, after)
+    if days is None:
+        days = SeriesArrays.of(proteinuria)
+    # three window look-ups on date ordinals (this runs for every patient every night): the last
+    # value in the lookback before the start, else the first in the grace after it; the last value
+    # >= 6 months into the exposure
+    on = start.toordinal()
+    before = days.last_in(on - ACEI_ARB_BASELINE_LOOKBACK_DAYS, on)
+    if before < 0:
+        before = days.first_in(on + 1, on + ACEI_ARB_BASELINE_GRACE_DAYS)
+    after = days.last_in(on + SIX_MONTHS_DAYS, end.toordinal())
+    return AceiArbResponse(start, (end - start).days, proteinuria[before] if before >= 0 else None,
+                           proteinuria[after] if after >= 0 else None)
 
 
 def persistent_heavy_proteinuria(proteinuria: Sequence[LabResult]) -> tuple[LabResult, LabResult] | None:
@@ -187,25 +189,30 @@ def persistent_heavy_proteinuria(proteinuria: Sequence[LabResult]) -> tuple[LabR
     return (first, last) if (last.effective_date - first.effective_date).days > SIX_MONTHS_DAYS else None
 
 
-def rapid_egfr_fall(egfr: Sequence[LabResult]) -> tuple[LabResult, LabResult] | None:
+def rapid_egfr_fall(egfr: Sequence[LabResult],
+                    days: Sequence[int] | None = None) -> tuple[LabResult, LabResult] | None:
     """An eGFR fall >= 25% within 3 months that is recent and not recovered, as (before, after).
 
     A pair (a, b) with b <= 0.75 a and b at most 3 months after a, where b lies within the 3 months
     ending at the latest eGFR and the latest value is still <= 0.75 a: a fall long past, or one that
     recovered, is not a current rapid deterioration (a lasting one shows as eGFR < 60 instead).
+    `days`: the series' effective dates as ordinals (timeline.SeriesArrays), when the caller has them.
     """
     if len(egfr) < 2:
         return None
+    if days is None:
+        days = [r.effective_at.toordinal() for r in egfr]
     latest = egfr[-1]
-    window = timedelta(days=RAPID_EGFR_FALL_WINDOW_DAYS)
-    recent_start = latest.effective_date - window
-    candidates = [r for r in egfr if r.effective_date >= recent_start - window]
+    window = RAPID_EGFR_FALL_WINDOW_DAYS
+    recent_start = days[-1] - window
+    # date ordinals: whole days, compared without building a timedelta per pair
+    candidates = [(r, d) for r, d in zip(egfr, days) if d >= recent_start - window]
     worst: tuple[LabResult, LabResult] | None = None
-    for i, b in enumerate(candidates):
-        if b.effective_date < recent_start:
+    for i, (b, b_day) in enumerate(candidates):
+        if b_day < recent_start:
             continue
-        for a in candidates[:i]:
-            if (b.effective_date - a.effective_date) > window or a.value <= 0:
+        for a, a_day in candidates[:i]:
+            if b_day - a_day > window or a.value <= 0:
                 continue
             limit = (1 - RAPID_EGFR_FALL_FRACTION) * a.value
             if b.value > limit or latest.value > limit:
@@ -231,7 +238,7 @@ def risk_category(ctx: "RuleContext") -> RiskAssessment:
 
     latest_p = proteinuria[-1]
     egfr = ctx.egfr[-1] if ctx.egfr else None
-    fall = rapid_egfr_fall(ctx.egfr)
+    fall = rapid_egfr_fall(ctx.egfr, ctx.timeline.arrays(ctx.egfr).days)
     if fall is not None:
         a, b = fall
         return result("very_high", (
@@ -250,7 +257,8 @@ def risk_category(ctx: "RuleContext") -> RiskAssessment:
                     f"({(last.effective_date - first.effective_date).days} days, > 6 months)")
 
     nephrotic = latest_p.value >= NEPHROTIC_G_PER_DAY
-    response = acei_arb_response(proteinuria, ctx.timeline.drugs(*RAS_BLOCKERS), ctx.as_of)
+    response = acei_arb_response(proteinuria, ctx.timeline.drugs(*RAS_BLOCKERS), ctx.as_of,
+                                 ctx.timeline.arrays(proteinuria))
     response_text = response.describe() if response else "no ACEi/ARB recorded: the 6-month response cannot be judged"
     decreased = response is not None and response.decreased
     albumin = ctx.timeline.latest("serum_albumin")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
+from operator import attrgetter
 
 from monitor.events import ADMINISTRATIONS_PER_DAY, ANTI_CD20, MedicationEvent, Patient
 from monitor.timeline import Timeline
@@ -40,12 +41,21 @@ class AntiCD20Course:
         return f"{self.agent}:{self.first_dose.isoformat()}"
 
 
+# agents in name order, and the sort keys, built once (this runs for every patient every night)
+_ANTI_CD20_AGENTS = tuple(sorted(ANTI_CD20))
+_dose_order = attrgetter("start", "identity")
+_course_order = attrgetter("first_dose", "agent")
+
+
 def anti_cd20_courses(timeline: Timeline, as_of: date) -> tuple[AntiCD20Course, ...]:
     """Courses of each anti-CD20 agent (administrations up to as_of), ordered by first dose."""
     courses: list[AntiCD20Course] = []
-    for agent in sorted(ANTI_CD20):
-        doses = [d for m in timeline.drugs(agent) for d in _administrations(m, as_of)]
-        doses.sort(key=lambda m: (m.start, m.identity))
+    for agent in _ANTI_CD20_AGENTS:
+        records = timeline.drugs(agent)
+        if not records:
+            continue
+        doses = [d for m in records for d in _administrations(m, as_of)]
+        doses.sort(key=_dose_order)
         group: list[MedicationEvent] = []
         for dose in doses:
             if group and (dose.start - group[-1].start).days > ANTI_CD20_COURSE_GAP_DAYS:
@@ -54,7 +64,7 @@ def anti_cd20_courses(timeline: Timeline, as_of: date) -> tuple[AntiCD20Course, 
             group.append(dose)
         if group:
             courses.append(AntiCD20Course(agent, tuple(group)))
-    return tuple(sorted(courses, key=lambda c: (c.first_dose, c.agent)))
+    return tuple(sorted(courses, key=_course_order))
 
 
 def _administrations(m: MedicationEvent, as_of: date) -> list[MedicationEvent]:

@@ -8,15 +8,17 @@ preliminary ones are kept but not used.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from operator import attrgetter
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from monitor.events import STATUS_RANK, USABLE_STATUSES, LabResult, MedicationEvent, Patient
 
 AnyEvent = Patient | LabResult | MedicationEvent
 _EPOCH = datetime(1, 1, 1, tzinfo=timezone.utc)
+_ARRAYS_MEMO_SIZE = 32  # Timeline.arrays memoises at most this many series per timeline
 
 
 def _version_key(event: AnyEvent) -> tuple[int, datetime, str]:
@@ -39,6 +41,71 @@ def current_versions(events: Iterable[AnyEvent]) -> dict[str, AnyEvent]:
 _lab_order: Callable[[LabResult], tuple[datetime, str, str]] = attrgetter("effective_at", "analyte", "identity")
 _instant_and_analyte = attrgetter("effective_at", "analyte")
 _med_order: Callable[[MedicationEvent], tuple[date, str, str]] = attrgetter("start", "drug", "identity")
+
+
+_effective_at = attrgetter("effective_at")
+_value = attrgetter("value")
+
+
+def _days(results: Iterable[LabResult]) -> Iterator[int]:
+    """The effective dates of results as date ordinals (a datetime's ordinal is its own date's), in C:
+    map, no Python frame per result. On a freshly loaded timeline this is cheaper than computing each
+    event's effective_date memo."""
+    return map(date.toordinal, map(_effective_at, results))
+
+
+class SeriesArrays(NamedTuple):
+    """A series of results as parallel arrays: effective dates as date ordinals, and values.
+
+    The rules compare and subtract dates and read values hundreds of times per assess(): ints and
+    floats in tuples are cheaper to read, compare and subtract than event attributes and dates, and
+    a window look-up on ascending days is a bisection instead of a scan. Window look-ups return the
+    index (in series order) of the first or last result dated within [lo, hi] (ordinals,
+    inclusive), or -1, exactly as a scan of the series would find it. (A NamedTuple, cheaper to
+    build than a frozen dataclass: a freshly loaded timeline builds one for each series read.)"""
+
+    days: tuple[int, ...]
+    values: tuple[float, ...]
+    # clinical order is by instant, so dates ascend unless time-zone offsets put a later instant on
+    # an earlier local date; then the look-ups scan instead of bisecting
+    ascending: bool
+
+    @classmethod
+    def of(cls, results: Sequence[LabResult]) -> "SeriesArrays":
+        days = tuple(_days(results))
+        return cls(days, tuple(map(_value, results)), list(days) == sorted(days))
+
+    def last_in(self, lo: int, hi: int) -> int:
+        """The last result dated within [lo, hi]."""
+        days = self.days
+        if self.ascending:
+            i = bisect_right(days, hi) - 1
+            return i if i >= 0 and days[i] >= lo else -1
+        for i in range(len(days) - 1, -1, -1):
+            if lo <= days[i] <= hi:
+                return i
+        return -1
+
+    def last_from(self, lo: int) -> int:
+        """The last result dated on or after `lo` (the latest one, when dates ascend)."""
+        days = self.days
+        if self.ascending:
+            return len(days) - 1 if days and days[-1] >= lo else -1
+        for i in range(len(days) - 1, -1, -1):
+            if days[i] >= lo:
+                return i
+        return -1
+
+    def first_in(self, lo: int, hi: int) -> int:
+        """The first result dated within [lo, hi]."""
+        days = self.days
+        if self.ascending:
+            i = bisect_left(days, lo)
+            return i if i < len(days) and days[i] <= hi else -1
+        for i, d in enumerate(days):
+            if lo <= d <= hi:
+                return i
+        return -1
 
 
 @dataclass(frozen=True)
@@ -122,6 +189,19 @@ class Timeline:
         s = self.series(analyte)
         return s[-1] if s else None
 
+    def arrays(self, results: tuple[LabResult, ...]) -> SeriesArrays:
+        """SeriesArrays of `results` (a series of this timeline: series(), proteinuria(), the eGFR
+        series), memoised per series object, since the timeline is immutable."""
+        memo: dict[int, tuple[tuple[LabResult, ...], SeriesArrays]]
+        memo = self._derived.setdefault("arrays", {})  # type: ignore[assignment]
+        held = memo.get(id(results))
+        if held is not None and held[0] is results:  # the series is kept in the memo: its id stays its own
+            return held[1]
+        arrays = SeriesArrays.of(results)
+        if len(memo) < _ARRAYS_MEMO_SIZE:  # a timeline has ~11 series; more: a caller's own tuples
+            memo[id(results)] = (results, arrays)
+        return arrays
+
     def proteinuria(self) -> tuple[LabResult, ...]:
         """One proteinuria series in g/d: 24-hour collections, and UPCR (g/g ~ g/d) on days without one.
 
@@ -137,8 +217,9 @@ class Timeline:
         collections = self.series("proteinuria_24h")
         upcr = self.series("upcr")
         if collections:
-            days = {r.effective_date for r in collections}
-            upcr = tuple(r for r in upcr if r.effective_date not in days)
+            # date ordinals (see SeriesArrays), mapped in C: only this merge needs these two series' days
+            days = set(_days(collections))
+            upcr = tuple([r for r, d in zip(upcr, _days(upcr)) if d not in days])
         if not collections or not upcr:
             return collections or upcr
         # Both series are in clinical order (_lab_order). A stable sort of their union by
@@ -149,7 +230,8 @@ class Timeline:
 
     def drugs(self, *names: str) -> tuple[MedicationEvent, ...]:
         """The records of these drugs, in the order of self.medications (by start)."""
-        by_drug = self._derived.get("by_drug")
+        by_drug: dict[str, tuple[MedicationEvent, ...]] | None
+        by_drug = self._derived.get("by_drug")  # type: ignore[assignment]
         if by_drug is None:
             # indexed once per timeline: rules and therapy ask for one drug ~20 times per assess()
             index: dict[str, list[MedicationEvent]] = {}
@@ -157,6 +239,11 @@ class Timeline:
                 index.setdefault(m.drug, []).append(m)
             by_drug = self._derived["by_drug"] = {k: tuple(v) for k, v in index.items()}
         if len(names) == 1:
-            return by_drug.get(names[0], ())  # type: ignore[union-attr]
+            return by_drug.get(names[0], ())
+        recorded = [by_drug[n] for n in names if n in by_drug]
+        if len(recorded) == 1:
+            return recorded[0]  # the usual case (e.g. an ACEi but no ARB): already in medication order
+        if not recorded:
+            return ()
         wanted = set(names)
         return tuple(m for m in self.medications if m.drug in wanted)

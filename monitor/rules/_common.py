@@ -91,10 +91,12 @@ def drug_run(ctx: RuleContext, drug: str, analyte: str, meets: Callable[[LabResu
     (monitor.therapy.active), when the drug is still active at as_of; else None (so the alert resolves
     as soon as the drug is stopped)."""
     on_now = active(ctx.timeline, drug, ctx.as_of)
+    if on_now is None:
+        return None  # decided without the run (most patients are not on the drug at as_of)
     courses = ctx.timeline.drugs(drug)
     run = current_run(ctx.timeline.series(analyte),
                       lambda r: any(m.active_on(r.effective_date) for m in courses) and meets(r))
-    if on_now is None or not run:
+    if not run:
         return None
     course = active(ctx.timeline, drug, run[-1].effective_date)
     if course is None:  # cannot happen: the run holds only values taken on the drug

@@ -30,9 +30,10 @@ Readings where clinical-rules.md leaves room (each one also commented where it i
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Callable
+from datetime import date
 
 from monitor.egfr import DERIVED_SOURCE
 from monitor.events import CALCINEURIN_INHIBITORS, LabResult, MedicationEvent
@@ -40,6 +41,7 @@ from monitor.findings import Evidence, Finding, Severity
 from monitor.rules._common import may_be_higher, may_be_lower, num, shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import active
+from monitor.timeline import SeriesArrays
 
 RULE_ID = "egfr_decline"
 REFERENCE = ("KDIGO 2021 GN guideline ch.3 (unexplained decline of kidney function marks high risk of "
@@ -77,20 +79,43 @@ class _Run:
 
 
 def _baseline(series: tuple[LabResult, ...], i: int, lo: int = 0,
-              dates: list[date] | None = None) -> tuple[float, tuple[LabResult, ...]] | None:
+              arrays: SeriesArrays | None = None) -> tuple[float, tuple[LabResult, ...]] | None:
     """Median of the values of the 12 months before series[i] (same-day repeats excluded).
 
     `lo`: an index before which no value can be in the window (a scan start, to stay linear).
-    `dates`: the series' effective dates, when the caller has them (saves a lookup per value)."""
-    if dates is None:
-        dates = [r.effective_date for r in series]
-    on = dates[i]
-    start = on - _WINDOW
-    window = tuple(series[j] for j in range(lo, i) if start <= dates[j] < on)
+    `arrays`: the series' SeriesArrays (Timeline.arrays), when the caller has them."""
+    if arrays is None:
+        arrays = SeriesArrays.of(series)
+    value = _baseline_value(arrays, i, lo)
+    return None if value is None else (value, _window(series, arrays, i, lo))
+
+
+def _window(series: tuple[LabResult, ...], arrays: SeriesArrays, i: int, lo: int) -> tuple[LabResult, ...]:
+    """The results dated in the 12 months before series[i], from index lo on (in series order)."""
+    days = arrays.days
+    on = days[i]
+    start = on - BASELINE_WINDOW_DAYS
+    if arrays.ascending:  # the window is a contiguous slice
+        a = bisect_left(days, start, lo, i)
+        return series[a:bisect_left(days, on, a, i)]
+    return tuple([series[j] for j in range(lo, i) if start <= days[j] < on])
+
+
+def _baseline_value(arrays: SeriesArrays, i: int, lo: int) -> float | None:
+    """_baseline's median alone, from the series' arrays: the walk needs the window's results only
+    for the run it ends with, so it builds them once (_window) instead of once per value."""
+    days, values = arrays.days, arrays.values
+    on = days[i]
+    start = on - BASELINE_WINDOW_DAYS
+    if arrays.ascending:  # the window is a contiguous slice: two bisections instead of a scan
+        a = bisect_left(days, start, lo, i)
+        window = list(values[a:bisect_left(days, on, a, i)])
+    else:
+        window = [values[j] for j in range(lo, i) if start <= days[j] < on]
     if len(window) < BASELINE_MIN_VALUES:
         return None
-    value = float(_median([r.value for r in window]))
-    return (value, window) if value > 0 else None
+    value = float(_median(window))
+    return value if value > 0 else None
 
 
 def _median(values: list[float]) -> float:
@@ -101,58 +126,95 @@ def _median(values: list[float]) -> float:
 
 
 # clinical order is by instant: local dates can run a day backwards across time-zone offsets
-_ORDER_SLACK = timedelta(days=2)
-_WINDOW = timedelta(days=BASELINE_WINDOW_DAYS)
+_ORDER_SLACK_DAYS = 2
 
 
-def _current_run(series: tuple[LabResult, ...], meets: Callable[[LabResult, float], bool]) -> _Run | None:
-    """Walk the series once; a run's later values are judged against the run's first baseline."""
-    dates = [r.effective_date for r in series]  # once per series, not once per window scan
+def _current_run(series: tuple[LabResult, ...], meets: Callable[[LabResult, float], bool],
+                 arrays: SeriesArrays | None = None) -> _Run | None:
+    """Walk the series once; a run's later values are judged against the run's first baseline.
+
+    `arrays`: the series' SeriesArrays (Timeline.arrays), when the caller has them."""
+    if arrays is None:
+        arrays = SeriesArrays.of(series)
+    days = arrays.days
     first: LabResult | None = None  # the current run, kept as its parts (a _Run is built at the end)
     latest: LabResult | None = None
-    baseline: tuple[float, tuple[LabResult, ...]] | None = None
+    baseline: float | None = None
+    run_at = run_lo = 0  # where the run's baseline window was taken (its results are built at the end)
     lo = 0
     for i, x in enumerate(series):
-        if baseline is not None and meets(x, baseline[0]):
+        if baseline is not None and meets(x, baseline):
             latest = x
             continue
         baseline = None
         # values older than the window (with slack for offsets) are never needed again
-        oldest = dates[i] - _WINDOW - _ORDER_SLACK
-        while lo < i and dates[lo] < oldest:
+        oldest = days[i] - BASELINE_WINDOW_DAYS - _ORDER_SLACK_DAYS
+        while lo < i and days[lo] < oldest:
             lo += 1
-        found = _baseline(series, i, lo, dates)
-        if found is not None and meets(x, found[0]):
+        found = _baseline_value(arrays, i, lo)
+        if found is not None and meets(x, found):
             first = latest = x
-            baseline = found
+            baseline, run_at, run_lo = found, i, lo
     if baseline is None or first is None or latest is None:
         return None
-    return _Run(first, latest, baseline[0], baseline[1])
+    return _Run(first, latest, baseline, _window(series, arrays, run_at, run_lo))
 
 
 def _pct(value: float, baseline: float, sign: int) -> float:
     return round(sign * (value - baseline) / baseline * 100.0, _PCT_DIGITS)
 
 
+# round() is monotonic, so a percentage this far from a threshold is on the same side of it whether
+# rounded or not (_PCT_DIGITS rounding moves it by at most 5e-7)
+_ROUNDING_MARGIN = 1e-4
+
+
+def _pct_reaches(value: float, baseline: float, sign: int, threshold: float, strictly: bool) -> bool:
+    """_pct(value, baseline, sign) >= threshold (> when strictly), rounding only near the threshold:
+    the predicates below run for every value of two series per assess(), and round() was a third of
+    their cost."""
+    raw = sign * (value - baseline) / baseline * 100.0  # _pct before rounding
+    if raw > threshold + _ROUNDING_MARGIN:
+        return True
+    if raw < threshold - _ROUNDING_MARGIN:
+        return False
+    pct = round(raw, _PCT_DIGITS)
+    return pct > threshold if strictly else pct >= threshold
+
+
 def _egfr_declined(r: LabResult, baseline: float) -> bool:
     if may_be_higher(r):
         return False  # ">60" may be no decline at all
-    return _pct(r.value, baseline, -1) >= EGFR_DECLINE_WARNING_PCT
+    return _pct_reaches(r.value, baseline, -1, EGFR_DECLINE_WARNING_PCT, strictly=False)
 
 
 def _creatinine_rose(r: LabResult, baseline: float) -> bool:
     if may_be_lower(r):
         return False  # "<50" may be no rise at all
-    return _pct(r.value, baseline, +1) > CREATININE_RISE_ON_CNI_PCT
+    return _pct_reaches(r.value, baseline, +1, CREATININE_RISE_ON_CNI_PCT, strictly=True)
+
+
+_CNI_ORDER = tuple(sorted(CALCINEURIN_INHIBITORS))
 
 
 def _cni_course(ctx: RuleContext, on: date) -> MedicationEvent | None:
     """The calcineurin-inhibitor course active on `on` and still active at as_of, if any."""
-    for drug in sorted(CALCINEURIN_INHIBITORS):
+    for drug in _CNI_ORDER:
         course = active(ctx.timeline, drug, on)
         if course is not None and active(ctx.timeline, drug, ctx.as_of) is not None:
             return course
     return None
+
+
+def _creatinine_rise_on_cni(ctx: RuleContext) -> tuple[_Run, MedicationEvent] | None:
+    """The current creatinine rise and the CNI course it was drawn on, if the course is still active
+    at as_of (a creatinine rise alone fires only on a calcineurin inhibitor)."""
+    if all(active(ctx.timeline, drug, ctx.as_of) is None for drug in _CNI_ORDER):
+        return None  # no CNI at as_of: _cni_course is None whatever the run, so the walk is skipped
+    creatinine = ctx.timeline.series(CREATININE)
+    run = _current_run(creatinine, _creatinine_rose, ctx.timeline.arrays(creatinine))
+    course = _cni_course(ctx, run.latest.effective_date) if run else None
+    return (run, course) if run is not None and course is not None else None
 
 
 def _span(values: tuple[LabResult, ...]) -> str:
@@ -247,11 +309,9 @@ def _why(severity: Severity, has_egfr: bool) -> str:
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    egfr_run = _current_run(ctx.egfr, _egfr_declined)
-    creatinine_run = _current_run(ctx.timeline.series(CREATININE), _creatinine_rose)
-    course = _cni_course(ctx, creatinine_run.latest.effective_date) if creatinine_run else None
-    if course is None:
-        creatinine_run = None  # a creatinine rise alone fires only on a calcineurin inhibitor
+    egfr_run = _current_run(ctx.egfr, _egfr_declined, ctx.timeline.arrays(ctx.egfr))
+    rise = _creatinine_rise_on_cni(ctx)
+    creatinine_run, course = rise if rise is not None else (None, None)
     if egfr_run is None and creatinine_run is None:
         return []
 

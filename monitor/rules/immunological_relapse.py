@@ -31,7 +31,7 @@ from monitor.events import ANTI_CD20, LabResult, MedicationEvent
 from monitor.findings import Evidence, Finding
 from monitor.rules.base import RuleContext
 from monitor.therapy import IMMUNOSUPPRESSANTS
-from monitor.timeline import Timeline
+from monitor.timeline import SeriesArrays, Timeline
 from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML, ANTI_PLA2R_POSITIVE_FROM_RU_ML
 
 RULE_ID = "immunological_relapse"
@@ -57,15 +57,20 @@ def first_treatment(timeline: Timeline) -> MedicationEvent | None:
     return next((m for m in timeline.medications if m.drug in TREATMENT_DRUGS), None)
 
 
-def _open_reappearance(titers: tuple[LabResult, ...], treated_on: date) -> _Reappearance | None:
+def _open_reappearance(titers: tuple[LabResult, ...], treated_on: date,
+                       arrays: SeriesArrays | None = None) -> _Reappearance | None:
+    if arrays is None:
+        arrays = SeriesArrays.of(titers)
+    treated = treated_on.toordinal()
     negative: LabResult | None = None
     opened: tuple[LabResult, LabResult] | None = None
-    for r in titers:
-        if r.effective_date <= treated_on:
+    # date ordinals and values from the series' arrays (read for every titer of every patient)
+    for r, day, value in zip(titers, arrays.days, arrays.values):
+        if day <= treated:
             continue  # baseline or earlier: not a response to treatment
-        if r.value < ANTI_PLA2R_NEGATIVE_BELOW_RU_ML:
+        if value < ANTI_PLA2R_NEGATIVE_BELOW_RU_ML:
             negative, opened = r, None  # negative again: any open episode resolves
-        elif r.value >= ANTI_PLA2R_POSITIVE_FROM_RU_ML and negative is not None and opened is None:
+        elif value >= ANTI_PLA2R_POSITIVE_FROM_RU_ML and negative is not None and opened is None:
             opened = (negative, r)
     if opened is None:
         return None
@@ -89,7 +94,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     titers = ctx.timeline.series("anti_pla2r")
     if treatment is None or not titers:
         return []
-    found = _open_reappearance(titers, treatment.start)
+    found = _open_reappearance(titers, treatment.start, ctx.timeline.arrays(titers))
     if found is None:
         return []
     evidence = [

@@ -20,10 +20,13 @@ rule reads its open relapse (RemissionHistory.open_relapse). Interpretations:
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding, Severity
 from monitor.remission import CONFIRMATION_DAYS, NEPHROTIC_G_PER_DAY, Relapse
 from monitor.rules.base import RuleContext
+from monitor.timeline import SeriesArrays
 from monitor.trends import ANTI_PLA2R_POSITIVE_FROM_RU_ML
 
 RULE_ID = "relapse"
@@ -48,12 +51,20 @@ def _confirmed(relapse: Relapse) -> bool:
     return relapse.confirmed_at is not None
 
 
-def _supporting_titer(relapse: Relapse, titers: tuple[LabResult, ...]) -> LabResult | None:
+def _supporting_titer(relapse: Relapse, titers: tuple[LabResult, ...],
+                      arrays: SeriesArrays | None = None) -> LabResult | None:
     """The latest positive anti-PLA2R within 30 days of any value of the relapse run."""
-    near = [t for t in titers if t.value >= SUPPORTING_TITER_MIN_RU_ML and any(
-        abs((t.effective_date - v.effective_date).days) <= SUPPORTING_TITER_WITHIN_DAYS
-        for v in relapse.values)]
-    return near[-1] if near else None
+    if arrays is None:
+        arrays = SeriesArrays.of(titers)
+    # a titer is near the run when the first run day >= its day - 30 is <= its day + 30: a bisection
+    # in the run's sorted date ordinals instead of a date difference per (titer, value) pair
+    run_days = sorted([v.effective_at.toordinal() for v in relapse.values])
+    for t, day, value in zip(reversed(titers), reversed(arrays.days), reversed(arrays.values)):
+        if value >= SUPPORTING_TITER_MIN_RU_ML:
+            k = bisect_left(run_days, day - SUPPORTING_TITER_WITHIN_DAYS)
+            if k < len(run_days) and run_days[k] <= day + SUPPORTING_TITER_WITHIN_DAYS:
+                return t  # scanned from the end: the latest one
+    return None
 
 
 def _message(relapse: Relapse, titer: LabResult | None) -> str:
@@ -78,7 +89,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     relapse = ctx.remission.open_relapse
     if relapse is None:
         return []
-    titer = _supporting_titer(relapse, ctx.timeline.series("anti_pla2r"))
+    titers = ctx.timeline.series("anti_pla2r")
+    titer = _supporting_titer(relapse, titers, ctx.timeline.arrays(titers))
     severity: Severity = "critical" if _confirmed(relapse) or titer is not None else "warning"
     evidence = [Evidence.of_lab(r, note=f"{relapse.after.kind} remission") for r in relapse.after.evidence]
     evidence += [Evidence.of_lab(r, note=f"> {RELAPSE_ABOVE_G_PER_DAY:g} g/d") for r in relapse.values]

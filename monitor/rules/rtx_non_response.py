@@ -35,6 +35,7 @@ from monitor.events import LabResult
 from monitor.findings import Evidence, Finding, Severity
 from monitor.rules.base import RuleContext
 from monitor.therapy import AntiCD20Course
+from monitor.timeline import SeriesArrays
 from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
 
 RULE_ID = "rtx_non_response"
@@ -84,9 +85,10 @@ class _Proteinuria:
             self.latest.value > (1 - MIN_PROTEINURIA_REDUCTION) * self.baseline.value + _EPS)
 
 
-def _latest_from(series: tuple[LabResult, ...], since: date) -> LabResult | None:
-    judged = [r for r in series if r.effective_date >= since]
-    return judged[-1] if judged else None
+def _latest_from(series: tuple[LabResult, ...], arrays: SeriesArrays, since: date) -> LabResult | None:
+    """The last result of the series dated on or after `since`."""
+    i = arrays.last_from(since.toordinal())
+    return series[i] if i >= 0 else None
 
 
 def _judged_from(course: AntiCD20Course) -> date:
@@ -96,20 +98,24 @@ def _judged_from(course: AntiCD20Course) -> date:
 def _titer(ctx: RuleContext, course: AntiCD20Course) -> _Titer | None:
     """The titer criterion's data, or None when the patient was not PLA2R-positive before the course."""
     titers = ctx.timeline.series("anti_pla2r")
-    positive = [t for t in titers
-                if t.effective_date <= course.first_dose and t.value >= TITER_PERSISTENT_FROM_RU_ML]
-    if not positive:
+    days = ctx.timeline.arrays(titers)
+    first_dose = course.first_dose.toordinal()
+    # the last positive titer on or before the first dose: scanned from the end, on date ordinals
+    baseline = next((t for t, d in zip(reversed(titers), reversed(days.days))
+                     if d <= first_dose and t.value >= TITER_PERSISTENT_FROM_RU_ML), None)
+    if baseline is None:
         return None
-    return _Titer(positive[-1], _latest_from(titers, _judged_from(course)))
+    return _Titer(baseline, _latest_from(titers, days, _judged_from(course)))
 
 
 def _proteinuria(ctx: RuleContext, course: AntiCD20Course) -> _Proteinuria | None:
     """The clinical criterion's data, or None when there is no usable pre-course baseline."""
-    since = course.first_dose - timedelta(days=BASELINE_LOOKBACK_DAYS)
-    before = [r for r in ctx.proteinuria if since <= r.effective_date <= course.first_dose]
-    if not before or before[-1].value <= 0:
+    days = ctx.timeline.arrays(ctx.proteinuria)
+    first_dose = course.first_dose.toordinal()
+    i = days.last_in(first_dose - BASELINE_LOOKBACK_DAYS, first_dose)  # a bisection on ascending days
+    if i < 0 or ctx.proteinuria[i].value <= 0:
         return None
-    return _Proteinuria(before[-1], _latest_from(ctx.proteinuria, _judged_from(course)))
+    return _Proteinuria(ctx.proteinuria[i], _latest_from(ctx.proteinuria, days, _judged_from(course)))
 
 
 def _remission_reached(ctx: RuleContext, course: AntiCD20Course) -> bool:

@@ -23,11 +23,12 @@ Interpretations:
 
 from __future__ import annotations
 
-from datetime import timedelta
+from bisect import bisect_left
 
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding
 from monitor.rules.base import RuleContext
+from monitor.timeline import SeriesArrays
 from monitor.trends import ANTI_PLA2R_POSITIVE_FROM_RU_ML
 
 RULE_ID = "titer_rising"
@@ -45,39 +46,50 @@ LOOKBACK_DAYS = 365
 _EPS = 1e-9  # float tolerance for the inclusive limits
 
 
-def _lowest_before(titers: tuple[LabResult, ...], i: int) -> LabResult | None:
-    """The lowest value in the 12 months before titers[i] (None when the window is empty)."""
-    since = titers[i].effective_date - timedelta(days=LOOKBACK_DAYS)
-    window = [r for r in titers[:i] if r.effective_date >= since]
-    return min(window, key=lambda r: r.value) if window else None
+def _lowest_before(titers: tuple[LabResult, ...], i: int, arrays: SeriesArrays) -> LabResult | None:
+    """The lowest value in the 12 months before titers[i] (None when the window is empty); the first
+    of equal lows, as min() picks."""
+    days, values = arrays.days, arrays.values
+    since = days[i] - LOOKBACK_DAYS
+    # date ordinals and values from the series' arrays; on ascending days the window starts where a
+    # bisection puts it (earlier values are all older), otherwise every earlier value is checked
+    lowest = -1
+    for j in range(bisect_left(days, since, 0, i) if arrays.ascending else 0, i):
+        if days[j] >= since and (lowest < 0 or values[j] < values[lowest]):
+            lowest = j
+    return titers[lowest] if lowest >= 0 else None
 
 
-def _rise(titers: tuple[LabResult, ...], i: int) -> LabResult | None:
+def _rise(titers: tuple[LabResult, ...], i: int, arrays: SeriesArrays) -> LabResult | None:
     """The window's lowest value when titers[i] meets the condition, else None."""
-    value = titers[i].value
-    lowest = _lowest_before(titers, i)
-    if lowest is None or value < RISING_TITER_MIN_RU_ML or value < titers[i - 1].value:
+    value = arrays.values[i]
+    # the cheap tests first: most titers are below 20 RU/mL or lower than the one before
+    if value < RISING_TITER_MIN_RU_ML or i == 0 or value < arrays.values[i - 1]:
+        return None
+    lowest = _lowest_before(titers, i, arrays)
+    if lowest is None:
         return None
     if value + _EPS >= RISE_FACTOR * lowest.value and value - lowest.value + _EPS >= RISE_MIN_RU_ML:
         return lowest
     return None
 
 
-def _run_start(titers: tuple[LabResult, ...]) -> int:
+def _run_start(titers: tuple[LabResult, ...], arrays: SeriesArrays) -> int:
     """Index of the first value of the trailing run that meets the condition (len when none)."""
     i = len(titers)
-    while i > 0 and _rise(titers, i - 1) is not None:
+    while i > 0 and _rise(titers, i - 1, arrays) is not None:
         i -= 1
     return i
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     titers = ctx.timeline.series("anti_pla2r")
-    start = _run_start(titers)
+    arrays = ctx.timeline.arrays(titers)
+    start = _run_start(titers, arrays)
     if start == len(titers):
         return []
     latest = titers[-1]
-    lowest = _rise(titers, len(titers) - 1)
+    lowest = _rise(titers, len(titers) - 1, arrays)
     assert lowest is not None  # the run is non-empty, so the latest value meets the condition
     ratio = latest.value / lowest.value if lowest.value > 0 else float("inf")
     ratio_text = f"{ratio:.1f}x" if lowest.value > 0 else "up from 0"

@@ -12,6 +12,7 @@ configure(runtime.get().settings)
 def _own_runtime_per_child(**_: object) -> None:
     # a prefork child must not share the parent's database connections
     runtime.after_fork()
+    runtime.tune_gc(runtime.get().settings)
 
 
 __all__ = ["app"]

@@ -18,18 +18,9 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from bench._common import _status_kb as status_kb
+
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def status_kb(pid: int, key: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
 
 
 def cpu_s(pid: int) -> float:

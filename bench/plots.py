@@ -4,7 +4,8 @@
 
 Reads what the benches wrote with --json:
   ingest.json   (bench/ingest.py: {"meta", "rows"})  -> ingest_vs_workers.png
-  nightly.json  (bench/nightly.py: [{"meta", "rows"}, ...], one entry per invocation)
+  nightly.json  (bench/nightly.py: [{"meta", "rows"}, ...], one entry per invocation; an optional
+                meta "code" names the code version, one line per version and worker count)
                 -> nightly_vs_cohort.png (wall time and patients/s against cohort size, run 1 only)
 Missing files are skipped with a note; nothing is invented.
 """
@@ -48,18 +49,20 @@ def plot_ingest(data: dict[str, Any], out: Path) -> Path:
 
 
 def plot_nightly(entries: list[dict[str, Any]], out: Path) -> Path:
-    # run 1 (every patient assessed, cold) of each invocation, grouped by worker count
-    points: dict[int, list[tuple[int, float, float]]] = {}
+    # run 1 (every patient assessed, cold) of each invocation, grouped by code version and worker count
+    points: dict[str, list[tuple[int, float, float]]] = {}
     for entry in entries:
+        code = entry["meta"].get("code", "")
         for r in entry["rows"]:
             if str(r["run"]).startswith("1") and r["assessed"]:
-                points.setdefault(int(r["workers"]), []).append((int(r["active"]), r["wall_s"], r["assessed"] / r["wall_s"]))
+                label = f"{r['workers']} worker(s)" + (f", {code}" if code else "")
+                points.setdefault(label, []).append((int(r["active"]), r["wall_s"], r["assessed"] / r["wall_s"]))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
-    for workers, pts in sorted(points.items()):
+    for label, pts in sorted(points.items()):
         pts.sort()
         sizes = [p[0] for p in pts]
-        left.plot(sizes, [p[1] / 60 for p in pts], "o-", label=f"{workers} worker(s)")
-        right.plot(sizes, [p[2] for p in pts], "o-", label=f"{workers} worker(s)")
+        left.plot(sizes, [p[1] / 60 for p in pts], "o-", label=label)
+        right.plot(sizes, [p[2] for p in pts], "o-", label=label)
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_xlabel("patients (about 68 events each)")

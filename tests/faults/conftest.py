@@ -89,6 +89,15 @@ class FaultStack(Stack):
     def worker_logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("worker-*.log")))
 
+    def start_nightly(self, night: str) -> None:
+        """The scheduler's nightly job, in a process of its own: claim the date, enqueue reassess_all."""
+        r = self.python(
+            "from datetime import date\n"
+            "from tasks import jobs, runtime\nfrom tasks.app import configure\n"
+            "rt = runtime.get(); configure(rt.settings)\n"
+            f"print(jobs.run_nightly(rt, date.fromisoformat({night!r}), 'faults-scheduler'))\n")
+        assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr
+
     def poll(self, sql: str, until, timeout: float, interval: float = 0.02) -> object:  # type: ignore[no-untyped-def]
         """Query until `until(value)` holds; returns the value (raises after `timeout` seconds)."""
         deadline = time.monotonic() + timeout

@@ -31,13 +31,7 @@ def test_workers_killed_during_nightly_run_every_patient_assessed_once(fstack: F
     assert fstack.scalar("select count(*) from alerts") == 0
     assert fstack.scalar("select count(*) from patients where last_as_of = :d", d=INGEST_AS_OF) == PATIENTS
 
-    # the scheduler's nightly job, in a process of its own: claim the date, enqueue reassess_all
-    night = fstack.python(
-        "from datetime import date\n"
-        "from tasks import jobs, runtime\nfrom tasks.app import configure\n"
-        "rt = runtime.get(); configure(rt.settings)\n"
-        f"print(jobs.run_nightly(rt, date.fromisoformat({NIGHT!r}), 'faults-scheduler'))\n")
-    assert night.returncode == 0 and night.stdout.strip() == "True", night.stderr
+    fstack.start_nightly(NIGHT)
     done_sql = f"select count(*) from patients where last_as_of = '{NIGHT}'"
     fstack.poll(done_sql, lambda n: n >= 10, timeout=120)  # at least two chunks done ...
     fstack.kill_workers(signal.SIGKILL)  # ... then every worker process, parent and children, dies

@@ -66,13 +66,7 @@ def test_redis_restarted_during_nightly_run_every_patient_assessed_once(
     assert rstack.scalar("select count(*) from alerts") == 0
     assert rstack.scalar("select count(*) from patients where last_as_of = :d", d=INGEST_AS_OF) == PATIENTS
 
-    # the scheduler's nightly job, in a process of its own: claim the date, enqueue reassess_all
-    night = rstack.python(
-        "from datetime import date\n"
-        "from tasks import jobs, runtime\nfrom tasks.app import configure\n"
-        "rt = runtime.get(); configure(rt.settings)\n"
-        f"print(jobs.run_nightly(rt, date.fromisoformat({NIGHT!r}), 'faults-scheduler'))\n")
-    assert night.returncode == 0 and night.stdout.strip() == "True", night.stderr
+    rstack.start_nightly(NIGHT)
     done_sql = f"select count(*) from patients where last_as_of = '{NIGHT}'"
     rstack.poll(done_sql, lambda k: k >= 10, timeout=120)  # at least two chunks done ...
     queued = private_redis.client().llen("imn")

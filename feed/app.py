@@ -8,11 +8,13 @@ Their routes protect themselves with `feed.auth.require(*roles)`.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from feed.routes import alerts, fhir, ingest, keys, ops, patients, stream
 from tasks.runtime import Runtime
@@ -41,6 +43,41 @@ def _version() -> str:
         return "0"
 
 
+# a request holds at most this many pooled connections at once: its read session (a dependency,
+# held until the response is sent) and either the key lookup or a write session
+CONNECTIONS_PER_REQUEST = 2
+LONG_LIVED_PATHS = ("/stream/",)  # server-sent events: open for hours, outside the budget
+
+
+def request_limit(runtime: Runtime) -> int | None:
+    """How many requests may be in flight at once so that they can never exhaust the connection pool
+    (None: the engine's pool has no fixed bound)."""
+    pool = runtime.engine.pool
+    size, overflow = getattr(pool, "size", None), getattr(pool, "_max_overflow", None)
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return None
+    return max(1, (size() + overflow) // CONNECTIONS_PER_REQUEST)
+
+
+class ConnectionBudget:
+    """ASGI middleware admitting at most `limit` requests at once; the others wait their turn.
+
+    Without it, more concurrent requests than half the pool each took their read session's connection
+    and then waited for a second one that never came: 32 readers against a pool of 15 deadlocked until
+    the pool timeout and all got 500 (bench/api.py)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(LONG_LIVED_PATHS):
+            await self.app(scope, receive, send)
+            return
+        async with self._slots:
+            await self.app(scope, receive, send)
+
+
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The HTTP feed over this runtime (default: the process's runtime built from Settings)."""
     if runtime is None:
@@ -51,6 +88,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     celery_app.configure(runtime.settings)  # eager in the embedded mode, the broker otherwise
     app = FastAPI(title="imn-monitor feed", version=_version(), description=DESCRIPTION)
+    limit = request_limit(runtime)
+    if limit is not None:
+        app.add_middleware(ConnectionBudget, limit=limit)
     app.state.runtime = runtime
     for router in ROUTERS:
         app.include_router(router)

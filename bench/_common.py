@@ -80,6 +80,24 @@ def flush_redis() -> None:
     redis_client().flushdb()
 
 
+def wait_for_bench_redis(timeout: float = 600) -> None:
+    """Before flushing: wait until no other client uses the bench's Redis database (another bench on
+    this shared machine, whose workers would run this bench's tasks against their database)."""
+    r = redis_client()
+    db = int(r.connection_pool.connection_kwargs.get("db", 0))
+    me = r.client_id()
+    t0 = time.monotonic()
+    while True:
+        others = [f"{c.get('addr')} {c.get('name') or ''} cmd={c.get('cmd')}".strip() for c in r.client_list()
+                  if int(c.get("db", -1)) == db and int(c["id"]) != me]
+        if not others:
+            return
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"Redis database {db} still used by others after {timeout:.0f} s: {others[:5]}")
+        print(f"  (Redis database {db} in use by {len(others)} other client(s), e.g. {others[0]}; waiting)", flush=True)
+        time.sleep(15)
+
+
 def broker_drained(r) -> bool:  # type: ignore[no-untyped-def]
     """No message waiting in the queue and none delivered but unacknowledged (acks_late)."""
     return r.llen(QUEUE) == 0 and r.hlen("unacked") == 0

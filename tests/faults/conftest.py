@@ -98,6 +98,22 @@ class FaultStack(Stack):
             f"print(jobs.run_nightly(rt, date.fromisoformat({night!r}), 'faults-scheduler'))\n")
         assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr
 
+    def assert_night_complete(self, night: str, patients: int) -> None:
+        """After a disturbed nightly run: every active patient assessed for the night, and in effect
+        once (one alert per patient, fired once, notified once), and the run recorded as finished."""
+        assert self.scalar("select count(*) from patients where active") == patients
+        assert self.scalar(f"select count(*) from patients where last_as_of = '{night}'") == patients
+        assert self.scalar("select count(*) from alerts") == patients
+        assert self.scalar("select count(distinct fingerprint) from alerts") == patients
+        assert self.scalar("select count(distinct patient_id) from alerts where rule = 'albumin_low_thrombosis'") == patients
+        assert self.scalar("select count(*) from alert_audit where action = 'fired'") == patients
+        assert self.scalar("select count(*) from outbox where kind = 'fired'") == patients
+        assert self.scalar("select count(*) from outbox") == self.scalar("select count(distinct dedupe_key) from outbox")
+        assert self.scalar("select count(*) from alerts where as_of <> :d", d=night) == 0
+        row = self.rows(f"select state, finished_at from nightly_runs where as_of = '{night}'")[0]
+        assert row.state == "finished" and row.finished_at is not None
+        assert self.scalar("select count(*) from nightly_runs") == 1
+
     def poll(self, sql: str, until, timeout: float, interval: float = 0.02) -> object:  # type: ignore[no-untyped-def]
         """Query until `until(value)` holds; returns the value (raises after `timeout` seconds)."""
         deadline = time.monotonic() + timeout

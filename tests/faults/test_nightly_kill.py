@@ -54,17 +54,4 @@ def test_workers_killed_during_nightly_run_every_patient_assessed_once(fstack: F
     assert state == "finished", fstack.worker_logs()[-3000:]
     fstack.wait_settled(timeout=60, sweep_every=3)
 
-    # every active patient assessed for the night ...
-    assert fstack.scalar("select count(*) from patients where active") == PATIENTS
-    assert fstack.scalar(done_sql) == PATIENTS
-    # ... and in effect once: one alert per patient, fired once, notified once
-    assert fstack.scalar("select count(*) from alerts") == PATIENTS
-    assert fstack.scalar("select count(distinct fingerprint) from alerts") == PATIENTS
-    assert fstack.scalar("select count(distinct patient_id) from alerts where rule = 'albumin_low_thrombosis'") == PATIENTS
-    assert fstack.scalar("select count(*) from alert_audit where action = 'fired'") == PATIENTS
-    assert fstack.scalar("select count(*) from outbox where kind = 'fired'") == PATIENTS
-    assert fstack.scalar("select count(*) from outbox") == fstack.scalar("select count(distinct dedupe_key) from outbox")
-    assert fstack.scalar("select count(*) from alerts where as_of <> :d", d=NIGHT) == 0
-    row = fstack.rows(f"select state, finished_at from nightly_runs where as_of = '{NIGHT}'")[0]
-    assert row.state == "finished" and row.finished_at is not None
-    assert fstack.scalar("select count(*) from nightly_runs") == 1
+    fstack.assert_night_complete(NIGHT, PATIENTS)

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -79,10 +80,10 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Feed]:
     runtime.reset()
 
 
-@pytest.fixture(scope="module")
-def live(feed: Feed) -> Iterator[str]:
-    """The same app on a real uvicorn server (127.0.0.1, a free port) in a thread; its base URL."""
-    config = uvicorn.Config(feed.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
+@contextmanager
+def serve(app: FastAPI, lifespan: str = "off") -> Iterator[str]:
+    """The app on a real uvicorn server (127.0.0.1, a free port) in a thread; its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan,
                             timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -92,9 +93,18 @@ def live(feed: Feed) -> Iterator[str]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live(feed: Feed) -> Iterator[str]:
+    """The feed's app on a real uvicorn server."""
+    with serve(feed.app) as base:
+        yield base
 
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"

@@ -7,15 +7,12 @@ a pool of 15, 32 concurrent readers once deadlocked until the pool timeout (benc
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from feed import create_app
 from feed.app import request_limit
@@ -24,7 +21,7 @@ from storage.db import make_engine, session, upgrade
 from tasks import runtime
 from tasks.settings import Settings
 
-from .conftest import cohort, seed
+from .conftest import cohort, seed, serve
 
 READERS = 16
 
@@ -39,18 +36,8 @@ def small_pool_server(tmp_path: Path) -> Iterator[tuple[str, str, runtime.Runtim
         token, _ = api_keys.create_key(s, "pool-tester", "clinician")
     rt.engine.dispose()
     small = runtime.Runtime(rt.settings, make_engine(url, pool_size=2, max_overflow=2, pool_timeout=5))
-    config = uvicorn.Config(create_app(small), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not (server.started and server.servers):
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", token, small
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(small), lifespan="on") as base:
+        yield base, token, small
     small.engine.dispose()
     runtime.reset()
 

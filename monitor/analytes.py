@@ -7,6 +7,8 @@ Conversion factors (clinical-rules.md, "Units"):
 - Serum albumin: g/dL x 10 = g/L; mg/dL x 0.01 = g/L.
 - Cyclosporine: nmol/L x 1.2026 = ng/mL (MW 1202.6). Tacrolimus: nmol/L x 0.8040 = ng/mL (MW 804.0).
 - CD19: 10^6/L = cells/uL; 10^9/L x 1000 = cells/uL.
+- White cells and neutrophils (canonical 10^9/L): 10^9/L = 10^3/uL = K/uL = G/L (giga per litre);
+  cells/uL (= /mm3) / 1000 = 10^9/L.
 A unit that is not listed for its analyte raises UnitError: it is never guessed.
 """
 
@@ -108,6 +110,20 @@ UPCR_MG_PER_MMOL_TO_G_PER_G = 0.00884  # creatinine 113.12 g/mol (clinical-rules
 CREATININE_MG_DL_TO_UMOL_L = 88.42
 CSA_NMOL_L_TO_NG_ML = 1.2026  # cyclosporine MW 1202.6
 TAC_NMOL_L_TO_NG_ML = 0.8040  # tacrolimus MW 804.0
+# blood counts: 1 x 10^9/L = 10^9 cells per 10^6 uL = 1000 cells/uL
+CELLS_PER_UL_TO_10E9_PER_L = 0.001
+# the spellings laboratories use for a blood count, with their factor to 10^9/L: the UCUM forms
+# (10*9/L, 10*3/uL), the SI 'G/L' (giga per litre, French and Swiss labs), the US K/uL and x10E3/uL
+# (LabCorp) and 'thou/uL', and counts per microlitre (= per mm3). normalise_unit folds case, so
+# 'G/L' and 'g/L' are one key: grams per litre is never a unit of a count, so nothing is confused.
+BLOOD_COUNT_UNITS: Mapping[str, float] = MappingProxyType({
+    "10^9/L": 1.0, "10^3/uL": 1.0, "10^3/mm3": 1.0, "K/uL": 1.0, "G/L": 1.0, "x10E9/L": 1.0,
+    "x10E3/uL": 1.0, "thou/uL": 1.0,
+    "cells/uL": CELLS_PER_UL_TO_10E9_PER_L, "/mm3": CELLS_PER_UL_TO_10E9_PER_L,
+})
+# A leukaemic count can exceed 500 x 10^9/L; above 1000 it is no human count but a unit error
+# (e.g. 6500 cells/uL sent as 10^9/L): quarantined.
+BLOOD_COUNT_PLAUSIBLE_10E9_L = (0.0, 1000.0)
 
 ANALYTES: Mapping[str, Analyte] = MappingProxyType(
     {
@@ -161,6 +177,18 @@ ANALYTES: Mapping[str, Analyte] = MappingProxyType(
                 _factors({"cells/uL": 1.0, "/uL": 1.0, "/mm3": 1.0, "cells/mm3": 1.0,
                           "10^6/L": 1.0, "10^9/L": 1000.0}),
                 ("8116-2",), (0.0, 10_000.0), ("cd19",),
+            ),
+            Analyte(
+                # 6690-2 Leukocytes [#/volume] in Blood by Automated count; 26464-8 Leukocytes
+                # [#/volume] in Blood (method unspecified)
+                "wbc", "white blood cells", "10^9/L", _factors(BLOOD_COUNT_UNITS),
+                ("6690-2", "26464-8"), BLOOD_COUNT_PLAUSIBLE_10E9_L, ("leukocytes",),
+            ),
+            Analyte(
+                # 751-8 Neutrophils [#/volume] in Blood by Automated count; 26499-4 Neutrophils
+                # [#/volume] in Blood (method unspecified). Not the neutrophil percentage (770-8).
+                "neutrophils", "neutrophils (absolute count)", "10^9/L", _factors(BLOOD_COUNT_UNITS),
+                ("751-8", "26499-4"), BLOOD_COUNT_PLAUSIBLE_10E9_L, ("anc",),
             ),
         )
     }

@@ -72,7 +72,8 @@ def assess(timeline: Timeline, as_of: date) -> Assessment:
     findings = [f for rule in RULES for f in rule.evaluate(ctx)]
     findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.rule, f.episode))
     latest = {k: v[-1] for k in ("anti_pla2r", "proteinuria_24h", "upcr", "serum_albumin",
-                                 "serum_creatinine", "csa_trough", "tac_trough", "cd19_count")
+                                 "serum_creatinine", "csa_trough", "tac_trough", "cd19_count", "wbc",
+                                 "neutrophils")
               if (v := known.series(k))}
     if egfr:
         latest["egfr"] = egfr[-1]

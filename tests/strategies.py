@@ -25,6 +25,7 @@ INTERESTING: dict[str, tuple[float, float]] = {
     "anti_pla2r": (0.0, 400.0), "proteinuria_24h": (0.0, 15.0), "upcr": (0.0, 15.0),
     "serum_albumin": (10.0, 50.0), "serum_creatinine": (40.0, 400.0), "egfr": (10.0, 130.0),
     "csa_trough": (20.0, 300.0), "tac_trough": (0.5, 20.0), "cd19_count": (0.0, 300.0),
+    "wbc": (0.5, 12.0), "neutrophils": (0.2, 8.0),
 }
 FREQUENCIES = ("once", "qd", "bid", "tid", "qw", "q2w", "q4w")
 DOSE_UNITS = ("mg", "g", "ug", "mcg", "mg/kg", "mg/m2", "iu", "units")

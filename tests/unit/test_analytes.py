@@ -41,6 +41,10 @@ STATED_FACTORS = [
     ("tac_trough", "ng/mL", 1.0), ("tac_trough", "ug/L", 1.0), ("tac_trough", "nmol/L", 0.8040),
     ("cd19_count", "cells/uL", 1.0), ("cd19_count", "/mm3", 1.0), ("cd19_count", "10^6/L", 1.0),
     ("cd19_count", "10^9/L", 1000.0),
+    # blood counts (issue 11): 10^9/L = 10^3/uL = K/uL = G/L; cells/uL / 1000
+    *[(key, unit, f) for key in ("wbc", "neutrophils") for unit, f in (
+        ("10^9/L", 1.0), ("10^3/uL", 1.0), ("10^3/mm3", 1.0), ("K/uL", 1.0), ("G/L", 1.0),
+        ("x10E9/L", 1.0), ("x10E3/uL", 1.0), ("thou/uL", 1.0), ("cells/uL", 0.001), ("/mm3", 0.001))],
 ]
 
 
@@ -74,6 +78,12 @@ PINT_CHECKS = [
     ("cd19_count", "10^9/L", Q(1e9, "1/L").to("1/uL").magnitude, 1e-12),
     ("cd19_count", "10^6/L", Q(1e6, "1/L").to("1/uL").magnitude, 1e-12),
     ("cd19_count", "/mm3", Q(1, "1/mm**3").to("1/uL").magnitude, 1e-12),
+    # a count per volume: every spelling of a blood count is the same quantity in 10^9/L
+    *[(key, unit, Q(count, per).to("1/L").magnitude / 1e9, 1e-12)
+      for key in ("wbc", "neutrophils")
+      for unit, count, per in (("10^9/L", 1e9, "1/L"), ("10^3/uL", 1e3, "1/uL"), ("10^3/mm3", 1e3, "1/mm**3"),
+                               ("K/uL", 1e3, "1/uL"), ("G/L", 1, "gigacount/L"), ("x10E3/uL", 1e3, "1/uL"),
+                               ("thou/uL", 1e3, "1/uL"), ("cells/uL", 1, "1/uL"), ("/mm3", 1, "1/mm**3"))],
 ]
 
 
@@ -99,6 +109,14 @@ def test_creatinine_conventional_factor_is_not_the_pint_one_exactly() -> None:
     ("proteinuria_24h", "mg/24 hours", 0.001), ("proteinuria_24h", "g/day", 1.0),
     ("serum_albumin", "g/l", 1.0), ("serum_albumin", " g / dL ", 10.0),
     ("csa_trough", "\u00b5g/L", 1.0), ("csa_trough", "mcg/L", 1.0), ("csa_trough", "ng/ml", 1.0),
+    # blood counts as laboratories spell them (UCUM, SI, US reference laboratories, per microlitre)
+    ("wbc", "10*9/L", 1.0), ("wbc", "x10^9/L", 1.0), ("wbc", "\u00d710^9/L", 1.0), ("wbc", "10^9/l", 1.0),
+    ("wbc", "10*3/uL", 1.0), ("wbc", "10^3/\u00b5L", 1.0), ("wbc", "x10^3/uL", 1.0), ("wbc", "K/\u00b5L", 1.0),
+    ("wbc", "K/mcL", 1.0), ("wbc", "k/ul", 1.0), ("wbc", "G/l", 1.0), ("wbc", "x10E3/uL", 1.0),
+    ("wbc", "Thou/uL", 1.0), ("wbc", "cells/uL", 0.001), ("wbc", "/uL", 0.001), ("wbc", "/\u00b5L", 0.001),
+    ("wbc", "cells/\u00b5L", 0.001), ("wbc", "{cells}/uL", 0.001), ("wbc", "cells/mm3", 0.001),
+    ("neutrophils", "10*9/L", 1.0), ("neutrophils", "10^3/uL", 1.0), ("neutrophils", "K/uL", 1.0),
+    ("neutrophils", "G/L", 1.0), ("neutrophils", "cells/uL", 0.001), ("neutrophils", "/uL", 0.001),
 ])
 def test_lenient_spellings(key: str, spelling: str, expected: float) -> None:
     assert factor(key, spelling) == pytest.approx(expected)
@@ -114,6 +132,10 @@ def test_lenient_spellings(key: str, spelling: str, expected: float) -> None:
     ("upcr", "g/d"),
     ("csa_trough", "mg/dL"),
     ("cd19_count", "%"),  # a percentage of lymphocytes is not a count
+    ("neutrophils", "%"),  # a differential percentage is not an absolute count
+    ("wbc", "10^6/L"),  # not a white-cell unit any laboratory uses: never guessed
+    ("wbc", "g/dL"),  # a mass concentration
+    ("neutrophils", "/L"),
     ("egfr", "mL/min"),  # not normalised to 1.73 m2
     ("serum_albumin", "bananas"),
     ("serum_albumin", ""),
@@ -130,6 +152,7 @@ def test_unit_of_another_analyte_or_nonsense_is_rejected(key: str, unit: str) ->
     ("73737-9", "anti_pla2r"), ("2889-4", "proteinuria_24h"), ("2890-2", "upcr"), ("34366-2", "upcr"),
     ("1751-7", "serum_albumin"), ("2160-0", "serum_creatinine"), ("14682-9", "serum_creatinine"),
     ("98979-8", "egfr"), ("3520-4", "csa_trough"), ("11253-5", "tac_trough"), ("8116-2", "cd19_count"),
+    ("6690-2", "wbc"), ("26464-8", "wbc"), ("751-8", "neutrophils"), ("26499-4", "neutrophils"),
 ])
 def test_loinc_lookup(code: str, key: str) -> None:
     assert analyte(code).key == key
@@ -157,6 +180,8 @@ def test_key_and_alias_lookup_and_unknown() -> None:
     ("tac_trough", [0.0, 200.0], [200.1]),
     ("csa_trough", [0.0, 5000.0], [5000.1]),
     ("cd19_count", [0.0, 10_000.0], [-1.0, 10_000.1]),
+    ("wbc", [0.0, 0.1, 1000.0], [-0.1, 1000.1, 6500.0]),  # 6500: cells/uL sent as 10^9/L
+    ("neutrophils", [0.0, 1000.0], [-0.1, 1000.1]),
 ])
 def test_plausibility_limits(key: str, ok: list[float], bad: list[float]) -> None:
     spec = ANALYTES[key]
@@ -174,3 +199,17 @@ def test_every_analyte_has_loinc_canonical_unit_and_limits() -> None:
         assert a.to_canonical(1.0, a.canonical_unit) == 1.0
         low, high = a.plausible
         assert 0 <= low < high
+
+
+def test_a_count_in_cells_per_microlitre_is_stored_in_10e9_per_litre_with_the_reported_value() -> None:
+    from monitor.events import parse_event
+
+    r = parse_event({"type": "lab", "patient_id": "P1", "analyte": "751-8", "value": 850, "unit": "cells/uL",
+                     "effective_at": "2025-03-01"})
+    assert (r.analyte, r.value, r.unit) == ("neutrophils", 0.85, "10^9/L")  # type: ignore[union-attr]
+    assert (r.reported_value, r.reported_unit) == (850, "cells/uL")  # type: ignore[union-attr]
+
+
+def test_the_neutrophil_percentage_code_is_not_read_as_a_count() -> None:
+    with pytest.raises(UnknownAnalyteError):
+        analyte("770-8")  # Neutrophils/100 leukocytes in Blood: a percentage

@@ -36,7 +36,7 @@ _STATUS_ALIASES = {"amended": "corrected", "cancelled": "entered-in-error", "reg
 Drug = Literal[
     "rituximab", "obinutuzumab", "ofatumumab", "ocrelizumab", "belimumab", "cyclosporine",
     "tacrolimus", "cyclophosphamide", "chlorambucil", "glucocorticoid", "mycophenolate", "acth",
-    "ace_inhibitor", "arb", "anticoagulant",
+    "ace_inhibitor", "arb", "anticoagulant", "antiplatelet",
 ]
 DRUGS: tuple[str, ...] = Drug.__args__  # type: ignore[attr-defined]
 # common names that mean one of the contract's drugs (a lab or pharmacy feed rarely uses our keys)
@@ -49,9 +49,18 @@ DRUG_ALIASES: dict[str, str] = {
     "mycophenolate mofetil": "mycophenolate", "mmf": "mycophenolate",
     "acei": "ace_inhibitor", "ace inhibitor": "ace_inhibitor", "warfarin": "anticoagulant",
     "heparin": "anticoagulant", "apixaban": "anticoagulant", "rivaroxaban": "anticoagulant",
+    # antiplatelet agents (seed review: below 20 g/L albumin, antiplatelet *or* anticoagulant therapy;
+    # KDIGO21: aspirin where the bleeding risk of anticoagulation is high). ASA is the usual
+    # abbreviation of acetylsalicylic acid; Plavix is clopidogrel's brand, Brilinta (US) and
+    # Brilique (EU) ticagrelor's.
+    "aspirin": "antiplatelet", "acetylsalicylic acid": "antiplatelet", "acetylsalicylate": "antiplatelet",
+    "asa": "antiplatelet", "clopidogrel": "antiplatelet", "plavix": "antiplatelet",
+    "ticagrelor": "antiplatelet", "brilinta": "antiplatelet", "brilique": "antiplatelet",
 }
 ANTI_CD20 = frozenset({"rituximab", "obinutuzumab", "ofatumumab", "ocrelizumab"})
 CALCINEURIN_INHIBITORS = frozenset({"cyclosporine", "tacrolimus"})
+# thrombosis prophylaxis: either class active suppresses albumin_low_thrombosis
+THROMBOPROPHYLAXIS = frozenset({"anticoagulant", "antiplatelet"})
 
 Frequency = Literal["once", "qd", "bid", "tid", "qw", "q2w", "q4w"]
 # administrations per day for each frequency (used for cumulative doses)

@@ -5,21 +5,25 @@ syndromes, and the risk climbs as serum albumin falls. Fires on the latest serum
 - < 20 g/L: critical (seed review: albumin < 20 g/L calls for anticoagulation/antiplatelet therapy);
 - 20-24.9 g/L (< 25): warning (KDIGO 2021: consider prophylactic anticoagulation below 25 g/L by
   bromocresol purple, 20 g/L by bromocresol green, when other risk factors are present).
-Not raised while an anticoagulant is active at `as_of`. Resolves with albumin >= 25 g/L, or when an
-anticoagulant is started. Severity follows the latest value within one episode (up or down).
+Not raised while thrombosis prophylaxis, an anticoagulant or an antiplatelet agent
+(monitor.events.THROMBOPROPHYLAXIS), is active at `as_of`: the seed review accepts either below
+20 g/L, and KDIGO 2021 suggests aspirin where the bleeding risk of anticoagulation is high.
+Resolves with albumin >= 25 g/L, or when prophylaxis is started. Severity follows the latest value
+within one episode (up or down).
 
-Readings where clinical-rules.md leaves room:
+Readings where the rule book leaves room:
 - The feed does not say which assay (BCG or BCP) measured the albumin, so the two KDIGO21 cut-offs
   are used as two tiers for every result; the message names the assay dependence.
-- There is no antiplatelet drug in the contract's drug list, so only `anticoagulant` suppresses.
-- Episode: the date of the first value of the current run of values < 25 g/L. An anticoagulant only
+- An antiplatelet agent suppresses the alert at every albumin, like an anticoagulant: whether
+  aspirin is enough for this patient is the clinician's judgement, already made.
+- Episode: the date of the first value of the current run of values < 25 g/L. Prophylaxis only
   gates the finding at `as_of`; it does not split the run, so a run that outlasts a stopped
   anticoagulant keeps its original episode date.
 """
 
 from __future__ import annotations
 
-from monitor.events import LabResult
+from monitor.events import THROMBOPROPHYLAXIS, LabResult
 from monitor.findings import Finding, Severity
 from monitor.rules._common import certainly_below, current_run, run_evidence, run_history, shown
 from monitor.rules.base import RuleContext
@@ -27,10 +31,12 @@ from monitor.therapy import active
 
 RULE_ID = "albumin_low_thrombosis"
 REFERENCE = ("KDIGO 2021 GN guideline ch.3 (prophylactic anticoagulation below 20-25 g/L by assay, with "
-             "other risk factors); seed review (2023): albumin < 20 g/L calls for anticoagulation")
+             "other risk factors; aspirin where the bleeding risk is high); seed review (2023): albumin < 20 g/L "
+             "calls for anticoagulant or antiplatelet therapy")
 
 ANALYTE = "serum_albumin"
-ANTICOAGULANT = "anticoagulant"
+# the drug classes whose activity suppresses the alert, in the order the evidence names them
+PROPHYLAXIS = tuple(sorted(THROMBOPROPHYLAXIS))
 # KDIGO21: consider prophylactic anticoagulation below 25 g/L (bromocresol purple assay)
 ALBUMIN_WARNING_BELOW_G_L = 25.0
 # seed review / KDIGO21 (bromocresol green assay): below 20 g/L anticoagulation is indicated
@@ -57,14 +63,15 @@ def _message(run: list[LabResult], severity: Severity) -> str:
                f"suggests considering prophylactic anticoagulation when other risk factors are present "
                f"(cut-off 25 g/L by bromocresol purple, 20 g/L by bromocresol green).")
     return (
-        f"Serum albumin {shown(latest)} on {latest.effective_date.isoformat()} and no anticoagulant is "
-        f"recorded as active.{history} {why} Consider assessing thrombotic and bleeding risk."
+        f"Serum albumin {shown(latest)} on {latest.effective_date.isoformat()} and no anticoagulant or "
+        f"antiplatelet agent is recorded as active.{history} {why} Consider assessing thrombotic and "
+        f"bleeding risk."
     )
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    if active(ctx.timeline, ANTICOAGULANT, ctx.as_of) is not None:
-        return []  # already anticoagulated: the alert has done its job
+    if any(active(ctx.timeline, drug, ctx.as_of) is not None for drug in PROPHYLAXIS):
+        return []  # prophylaxis already given: the alert has done its job
     run = current_run(ctx.timeline.series(ANALYTE), _low)
     if not run:
         return []

@@ -82,6 +82,16 @@ def test_drug_aliases_and_open_course() -> None:
     assert e.active_on(date(2030, 1, 1))  # open end = still active
 
 
+@pytest.mark.parametrize(("given", "drug"), [
+    ("aspirin", "antiplatelet"), ("Acetylsalicylic acid", "antiplatelet"), ("ASA", "antiplatelet"),
+    ("acetylsalicylate", "antiplatelet"), ("Clopidogrel", "antiplatelet"), ("plavix", "antiplatelet"),
+    ("ticagrelor", "antiplatelet"), ("BRILINTA", "antiplatelet"), ("Brilique", "antiplatelet"),
+    ("antiplatelet", "antiplatelet"), ("warfarin", "anticoagulant")])
+def test_thromboprophylaxis_names(given: str, drug: str) -> None:
+    e = parse_event(med_raw(drug=given, frequency="qd", dose=100))
+    assert isinstance(e, MedicationEvent) and e.drug == drug
+
+
 @pytest.mark.parametrize(("raw", "field", "value", "reason"), [
     (lab_raw(analyte="ferritin"), "analyte", "ferritin", "unknown analyte"),
     (lab_raw(unit="mg/mmol"), "unit", "mg/mmol", "not accepted for serum_albumin"),
@@ -95,7 +105,7 @@ def test_drug_aliases_and_open_course() -> None:
     (lab_raw(value=float("inf")), "value", "Infinity", "finite"),
     (lab_raw(value=300), "value", "300", "plausible range"),
     (lab_raw(status="bogus"), "status", "bogus", "final"),
-    (med_raw(drug="aspirin"), "drug", "aspirin", "rituximab"),
+    (med_raw(drug="paracetamol"), "drug", "paracetamol", "rituximab"),
     (med_raw(unit=None), "unit", "(missing)", "needs its unit"),
     (med_raw(unit="puffs"), "unit", "puffs", "not accepted"),
     (med_raw(frequency="hourly"), "frequency", "hourly", "once"),

@@ -35,7 +35,8 @@ def test_resolve_drug_by_code_name_alias_and_first_word() -> None:
     assert cm.resolve_drug([], ["Ciclosporin"]) == "cyclosporine"
     assert cm.resolve_drug([], ["Tacrolimus 1 mg capsule"]) == "tacrolimus"
     assert cm.resolve_drug([], ["mycophenolate  mofetil"]) == "mycophenolate"
-    assert cm.resolve_drug(["0"], ["aspirin"]) is None
+    assert cm.resolve_drug(["0"], ["paracetamol"]) is None
+    assert cm.resolve_drug([], ["Aspirin 100 mg tablet"]) == "antiplatelet"  # a drug class since issue 11
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,7 @@ def test_resolve_drug_by_code_name_alias_and_first_word() -> None:
     [
         ("[analytes\n", "not valid TOML"),
         ('[analytes]\nX = "sodium"\n', "unknown analyte 'sodium'"),
-        ('[drugs]\nX = "aspirin"\n', "unknown drug 'aspirin'"),
+        ('[drugs]\nX = "paracetamol"\n', "unknown drug 'paracetamol'"),
         ("[analytes]\nX = 5\n", "must be a string"),
         ('[units]\nX = " "\n', "empty unit"),
         ("[thing]\n", "unknown section"),

@@ -98,3 +98,34 @@ def test_only_the_latest_value_decides() -> None:
 def test_registered_in_assess() -> None:
     events = [albumin(18, 10)]
     assert findings_of("albumin_low_thrombosis", events, 10) == run(events, 10)
+
+
+# ---- antiplatelet agents (issue 11): the seed review accepts antiplatelet *or* anticoagulant therapy
+@pytest.mark.parametrize("name", [
+    "antiplatelet", "aspirin", "Aspirin", "acetylsalicylic acid", "ASA", "clopidogrel", "Plavix",
+    "ticagrelor", "Brilinta", "Brilique"])
+def test_an_antiplatelet_agent_suppresses_it_like_an_anticoagulant(name: str) -> None:
+    antiplatelet = med(PID, name, 5, 100, "mg", "qd")
+    assert antiplatelet.drug == "antiplatelet"
+    assert run([albumin(15, 10), antiplatelet], 10) == []
+    assert run([albumin(22, 10), antiplatelet], 10) == []
+
+
+def test_resolves_when_an_antiplatelet_agent_is_started_and_returns_when_it_stops() -> None:
+    events = [albumin(18, 10), med(PID, "aspirin", 12, 100, "mg", "qd", end=40)]
+    assert [f.severity for f in run(events, 11)] == ["critical"]
+    assert run(events, 12) == [] and run(events, 40) == []
+    assert [(f.severity, f.episode) for f in run(events, 41)] == [("critical", "2025-01-11")]
+
+
+def test_the_message_names_both_kinds_of_prophylaxis() -> None:
+    [f] = run([albumin(18, 10)], 10)
+    assert "no anticoagulant or antiplatelet agent is recorded as active" in f.message
+    assert "antiplatelet" in f.reference
+
+
+def test_an_antiplatelet_record_before_or_after_does_not_suppress() -> None:
+    assert [f.severity for f in run([albumin(18, 10), med(PID, "aspirin", 0, 100, "mg", "qd", end=9)], 10)] == [
+        "critical"]
+    assert [f.severity for f in run([albumin(18, 10), med(PID, "clopidogrel", 11, 75, "mg", "qd")], 10)] == [
+        "critical"]

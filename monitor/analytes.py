@@ -102,7 +102,7 @@ def normalise_unit(unit: str) -> str:
     return u
 
 
-def _factors(pairs: dict[str, float]) -> Mapping[str, float]:
+def _factors(pairs: Mapping[str, float]) -> Mapping[str, float]:
     return MappingProxyType(dict(pairs))
 
 

@@ -17,6 +17,11 @@ from monitor.events import ADMINISTRATIONS_PER_DAY, ANTI_CD20, MedicationEvent, 
 from monitor.timeline import Timeline
 
 ANTI_CD20_COURSE_GAP_DAYS = 30  # clinical-rules.md: doses within 30 days form one course
+# Records of one drug that start at most 60 days after the previous record ended are one course: the
+# modified Ponticelli regimen gives cyclophosphamide in alternate months (31-day gaps), IV pulses
+# are monthly, and a dose change is a new record starting the next day. A restart after more than
+# two months off is a new course (this project's reading; the rule book does not define it).
+THERAPY_COURSE_GAP_DAYS = 60
 IMMUNOSUPPRESSANTS = frozenset(
     {"cyclosporine", "tacrolimus", "cyclophosphamide", "chlorambucil", "glucocorticoid",
      "mycophenolate", "acth", "belimumab"}
@@ -39,6 +44,67 @@ class AntiCD20Course:
     @property
     def episode(self) -> str:
         return f"{self.agent}:{self.first_dose.isoformat()}"
+
+
+@dataclass(frozen=True)
+class TherapyCourse:
+    """One continuous course of one drug: its records, merged (THERAPY_COURSE_GAP_DAYS)."""
+
+    drug: str
+    records: tuple[MedicationEvent, ...]  # by start
+    start: date
+    end: date | None  # the last day of the last record; None = open-ended (still going on)
+
+    @property
+    def episode(self) -> str:
+        return f"{self.drug}:{self.start.isoformat()}"
+
+    def ended_before(self, day: date) -> bool:
+        """The course's last day is before `day` (an open-ended course never is)."""
+        return self.end is not None and self.end < day
+
+    def covers(self, day: date) -> bool:
+        """`day` lies between the course's start and its end, inclusive (gaps within it included)."""
+        return self.start <= day and not self.ended_before(day)
+
+
+def record_end(m: MedicationEvent) -> date | None:
+    """The last day of a record: its start for one administration, None for an open-ended course."""
+    if m.frequency == "once":
+        return m.end or m.start
+    return m.end
+
+
+def therapy_courses(timeline: Timeline, drug: str) -> tuple[TherapyCourse, ...]:
+    """The courses of `drug` in the timeline (records started by as_of, already cut by until()),
+    ordered by start. A record's planned end may lie after as_of: readers compare it with as_of.
+    Memoised per timeline (immutable): several rules read the same drug's courses."""
+    key = f"courses:{drug}"
+    held = timeline._derived.get(key)
+    if held is None:
+        held = timeline._derived[key] = _therapy_courses(timeline, drug)
+    return held  # type: ignore[return-value]
+
+
+def _therapy_courses(timeline: Timeline, drug: str) -> tuple[TherapyCourse, ...]:
+    courses: list[TherapyCourse] = []
+    records: list[MedicationEvent] = []
+    start = end = None
+    open_ended = False
+    for m in timeline.drugs(drug):  # ordered by start
+        m_end = record_end(m)
+        if records and (open_ended or (end is not None and (m.start - end).days <= THERAPY_COURSE_GAP_DAYS)):
+            records.append(m)
+            open_ended = open_ended or m_end is None
+            if m_end is not None and end is not None and m_end > end:
+                end = m_end
+            continue
+        if records:
+            courses.append(TherapyCourse(drug, tuple(records), start, None if open_ended else end))  # type: ignore[arg-type]
+        records, start, end, open_ended = [m], m.start, m_end, m_end is None
+    if records:
+        courses.append(TherapyCourse(drug, tuple(records), start, None if open_ended else end))  # type: ignore[arg-type]
+    return tuple(courses)
 
 
 # agents in name order, and the sort keys, built once (this runs for every patient every night)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from monitor.therapy import (
+    THERAPY_COURSE_GAP_DAYS,
     active,
     active_therapies,
     administrations_until,
@@ -15,6 +16,7 @@ from monitor.therapy import (
     body_surface_area_m2,
     cumulative_dose,
     on_immunosuppression,
+    therapy_courses,
 )
 from monitor.timeline import Timeline
 from tests.unit.rules.builders import PID, day, med, patient
@@ -128,3 +130,51 @@ def test_cumulative_dose_per_m2_uses_body_surface_area() -> None:
 def test_cumulative_dose_without_dose_is_uncounted() -> None:
     dose = cumulative_dose(build(med(PID, "cyclophosphamide", 0)), "cyclophosphamide", day(400))
     assert dose.grams == 0 and dose.uncounted[0][1] == "no dose recorded"
+
+
+# ---- therapy courses (issue 11): records of one drug merged across dose changes and short breaks
+def spans(*events: Any, drug: str = "cyclophosphamide") -> list[tuple[str, str | None, int]]:
+    return [(c.start.isoformat(), c.end.isoformat() if c.end else None, len(c.records))
+            for c in therapy_courses(build(*events), drug)]
+
+
+def ctx_month(start: int, end: int | None) -> Any:
+    return med(PID, "cyclophosphamide", start, 150, "mg", frequency="qd", end=end)
+
+
+def test_a_dose_change_continues_the_course() -> None:
+    a = med(PID, "tacrolimus", 0, 2, "mg", frequency="bid", end=89)
+    b = med(PID, "tacrolimus", 90, 1, "mg", frequency="bid")
+    [course] = therapy_courses(build(a, b), "tacrolimus")
+    assert (course.start, course.end, course.episode) == (day(0), None, f"tacrolimus:{day(0).isoformat()}")
+
+
+def test_ponticelli_alternate_months_are_one_course() -> None:
+    assert spans(ctx_month(30, 59), ctx_month(90, 119), ctx_month(150, 179)) == [
+        (day(30).isoformat(), day(179).isoformat(), 3)]
+
+
+@pytest.mark.parametrize(("gap", "courses"), [(THERAPY_COURSE_GAP_DAYS, 1), (THERAPY_COURSE_GAP_DAYS + 1, 2)])
+def test_a_break_longer_than_the_gap_starts_a_new_course(gap: int, courses: int) -> None:
+    assert THERAPY_COURSE_GAP_DAYS == 60
+    assert len(spans(ctx_month(0, 29), ctx_month(29 + gap, 60 + gap))) == courses
+
+
+def test_monthly_iv_pulses_are_one_course_and_end_on_the_last_pulse() -> None:
+    pulses = [med(PID, "cyclophosphamide", d, 750, "mg", route="iv") for d in (0, 28, 56, 84, 112, 140)]
+    assert spans(*pulses) == [(day(0).isoformat(), day(140).isoformat(), 6)]
+
+
+def test_an_open_record_makes_the_course_open_and_absorbs_later_records() -> None:
+    assert spans(ctx_month(0, None), ctx_month(400, 430)) == [(day(0).isoformat(), None, 2)]
+
+
+def test_courses_cover_their_gaps_and_end_inclusive() -> None:
+    [course] = therapy_courses(build(ctx_month(30, 59), ctx_month(90, 119)), "cyclophosphamide")
+    assert course.covers(day(75)) and course.covers(day(119)) and course.covers(day(30))
+    assert not course.covers(day(120)) and not course.covers(day(29))
+    assert course.ended_before(day(120)) and not course.ended_before(day(119))
+
+
+def test_courses_of_another_drug_are_not_mixed() -> None:
+    assert spans(med(PID, "mycophenolate", 0, 1000, "mg", frequency="bid"), drug="cyclophosphamide") == []

@@ -308,9 +308,20 @@ def _why(severity: Severity, has_egfr: bool) -> str:
             f"drugs, obstruction, renal vein thrombosis).")
 
 
+def _decline(ctx: RuleContext) -> tuple[_Run | None, tuple[_Run, MedicationEvent] | None]:
+    """The current eGFR decline run and the creatinine rise on a CNI, each None when absent."""
+    return _current_run(ctx.egfr, _egfr_declined, ctx.timeline.arrays(ctx.egfr)), _creatinine_rise_on_cni(ctx)
+
+
+def declining(ctx: RuleContext) -> bool:
+    """Whether this rule finds a decline on `ctx` (what titer_falling_supportive asks: "no
+    egfr_decline"), decided by the same walk as evaluate() without building the message."""
+    egfr_run, rise = _decline(ctx)
+    return egfr_run is not None or rise is not None
+
+
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    egfr_run = _current_run(ctx.egfr, _egfr_declined, ctx.timeline.arrays(ctx.egfr))
-    rise = _creatinine_rise_on_cni(ctx)
+    egfr_run, rise = _decline(ctx)
     creatinine_run, course = rise if rise is not None else (None, None)
     if egfr_run is None and creatinine_run is None:
         return []

@@ -25,17 +25,29 @@ Interpretations:
   arrived and gone missing again.
 - Immunosuppression as monitor.therapy.on_immunosuppression defines it: a single-administration
   record ("once", e.g. an IV cyclophosphamide pulse) counts only on its day.
+
+Extensions (docs/clinical-rules.md, "Rules for every therapy of the seed review"):
+- In the 12 months after a calcineurin inhibitor stops (no CNI active, the last CNI course ended at
+  most 365 days before as_of), proteinuria is due every 90 days even without other therapy: about
+  half of patients relapse after tacrolimus is withdrawn (seed review), 40-50% after CNIs (CJASN
+  review table).
+- During a cyclophosphamide course, from its start to 30 days after its last day, a white-cell count
+  is due every 14 days during the course's first 8 weeks (days 0-55 from its start), then every 60
+  days (CJASN review table: WBC weekly for 8 weeks, then every 2 months; 14 days leaves room for one
+  missed weekly count). Courses as monitor.therapy.therapy_courses merges them: the alternate
+  months of a modified Ponticelli regimen are one course. Episode = "wbc:<anchor>".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from monitor.events import CALCINEURIN_INHIBITORS, LabResult, MedicationEvent
 from monitor.findings import Evidence, Finding
+from monitor.rules._common import shown
 from monitor.rules.base import RuleContext
-from monitor.therapy import IMMUNOSUPPRESSANTS, on_immunosuppression
+from monitor.therapy import IMMUNOSUPPRESSANTS, TherapyCourse, active, on_immunosuppression, therapy_courses
 from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
 
 RULE_ID = "monitoring_overdue"
@@ -53,12 +65,22 @@ CNI_TROUGH_EVERY_DAYS = 60
 AFTER_ANTI_CD20_DAYS = 365
 # KDIGO21: < 14 RU/mL is negative; any titer >= 14 makes the titer worth following
 PLA2R_FOLLOWED_FROM_RU_ML = ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
+# seed review (~50% relapse after tacrolimus withdrawal), CJASN review (40-50% after CNIs): proteinuria
+# stays due every PROTEINURIA_EVERY_DAYS for 12 months after a calcineurin inhibitor stops
+AFTER_CNI_DAYS = 365
+# CJASN review table (modified Ponticelli: WBC weekly x8, then every 2 months): a white-cell count is
+# due every 14 days in the first 8 weeks of a cyclophosphamide course, then every 60 days ...
+WBC_EARLY_EVERY_DAYS = 14
+WBC_EARLY_PERIOD_DAYS = 8 * 7
+WBC_LATER_EVERY_DAYS = 60
+# ... until 30 days after its last day (the leukocyte nadir follows the last dose by 1-2 weeks)
+WBC_AFTER_CYCLOPHOSPHAMIDE_DAYS = 30
 # clinical-rules.md: the trough that belongs to each calcineurin inhibitor
 CNI_TROUGH_SERIES: dict[str, str] = {"cyclosporine": "csa_trough", "tacrolimus": "tac_trough"}
 assert set(CNI_TROUGH_SERIES) == CALCINEURIN_INHIBITORS
 
 _LABELS = {"proteinuria": "proteinuria", "anti_pla2r": "anti-PLA2R",
-           "csa_trough": "cyclosporine trough", "tac_trough": "tacrolimus trough"}
+           "csa_trough": "cyclosporine trough", "tac_trough": "tacrolimus trough", "wbc": "white-cell count"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,11 @@ class _Due:
     since: MedicationEvent  # the therapy record that opened the monitoring
     why: str  # plain words for the message: when this result is expected
     source: str = "KDIGO 2021"
+    therapy: str = ""  # the therapy as the message names it (default: "<drug> started <date>")
+
+    @property
+    def therapy_text(self) -> str:
+        return self.therapy or f"{self.since.drug} started {self.since.start}"
 
 
 def _monitoring_start(ctx: RuleContext) -> MedicationEvent | None:
@@ -86,9 +113,49 @@ def _cni_start(ctx: RuleContext, drug: str) -> MedicationEvent | None:
     return min(active, key=lambda m: m.start) if active else None
 
 
+def _stopped_cni(ctx: RuleContext) -> TherapyCourse | None:
+    """The last calcineurin-inhibitor course, when it ended at most AFTER_CNI_DAYS before as_of and no
+    calcineurin inhibitor is active on as_of."""
+    if any(active(ctx.timeline, drug, ctx.as_of) is not None for drug in CNI_TROUGH_SERIES):
+        return None
+    ended = [c for drug in sorted(CNI_TROUGH_SERIES) for c in therapy_courses(ctx.timeline, drug)
+             if c.end is not None and c.end < ctx.as_of]
+    if not ended:
+        return None
+    last = max(ended, key=lambda c: (c.end, c.drug))
+    assert last.end is not None
+    return last if (ctx.as_of - last.end).days <= AFTER_CNI_DAYS else None
+
+
+def _cyclophosphamide_course(ctx: RuleContext) -> TherapyCourse | None:
+    """The cyclophosphamide course whose monitoring window (start to 30 days after its end) holds as_of."""
+    tail = timedelta(days=WBC_AFTER_CYCLOPHOSPHAMIDE_DAYS)
+    for c in reversed(therapy_courses(ctx.timeline, "cyclophosphamide")):
+        if c.start <= ctx.as_of and (c.end is None or ctx.as_of <= c.end + tail):
+            return c
+    return None
+
+
+def _wbc_due(ctx: RuleContext) -> _Due | None:
+    course = _cyclophosphamide_course(ctx)
+    if course is None:
+        return None
+    early = (ctx.as_of - course.start).days < WBC_EARLY_PERIOD_DAYS
+    every = WBC_EARLY_EVERY_DAYS if early else WBC_LATER_EVERY_DAYS
+    why = (f"During the first {WBC_EARLY_PERIOD_DAYS // 7} weeks of a cyclophosphamide course" if early else
+           f"During a cyclophosphamide course and the {WBC_AFTER_CYCLOPHOSPHAMIDE_DAYS} days after it")
+    return _Due("wbc", ctx.timeline.series("wbc"), every, course.records[0], why,
+                "CJASN review of IMN protocols", f"cyclophosphamide course started {course.start}")
+
+
 def _due(ctx: RuleContext) -> list[_Due]:
     start = _monitoring_start(ctx)
     due: list[_Due] = []
+    if start is None and (stopped := _stopped_cni(ctx)) is not None:
+        due.append(_Due("proteinuria", ctx.proteinuria, PROTEINURIA_EVERY_DAYS, stopped.records[0],
+                        f"In the {AFTER_CNI_DAYS} days after a calcineurin inhibitor stops, when 40-50% of "
+                        f"patients relapse,", "CJASN review; 2023 review of IMN treatment",
+                        f"{stopped.drug} course {stopped.start}..{stopped.end}, stopped"))
     if start is not None:
         why = "During immunosuppression and in the 12 months after anti-CD20 therapy"
         due.append(_Due("proteinuria", ctx.proteinuria, PROTEINURIA_EVERY_DAYS, start, why))
@@ -101,6 +168,9 @@ def _due(ctx: RuleContext) -> list[_Due]:
         if cni is not None:
             due.append(_Due(series, ctx.timeline.series(series), CNI_TROUGH_EVERY_DAYS, cni,
                             f"While on {drug}, dosed by its level,", "KDIGO 2012/2021"))
+    wbc = _wbc_due(ctx)
+    if wbc is not None:
+        due.append(wbc)
     return due
 
 
@@ -111,14 +181,16 @@ def _overdue(ctx: RuleContext, due: _Due) -> Finding | None:
     if days <= due.every_days:
         return None
     label = _LABELS[due.series]
-    therapy = f"{due.since.drug} started {due.since.start}"
+    therapy = due.therapy_text
     if last is not None:
         observed = (f"No {label} result for {(ctx.as_of - last.effective_date).days} days: the last was "
-                    f"{last.value:g} {last.unit} on {last.effective_date} ({therapy}).")
+                    f"{shown(last)} on {last.effective_date} ({therapy}).")
+    elif due.therapy:
+        observed = f"No {label} result in the {days} days since {due.since.start} ({therapy})."
     else:
         observed = f"No {label} result since {due.since.drug} started {days} days ago ({due.since.start})."
     message = (f"{observed} {due.why} the {label} is worth measuring at least every {due.every_days} "
-               "days ({due.source}), so a measurement may be due.")
+               f"days ({due.source}), so a measurement may be due.")
     evidence = [Evidence.of_medication(due.since, note="therapy that makes monitoring due")]
     if last is not None:
         evidence.append(Evidence.of_lab(last, note=f"last {label}"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from monitor.events import LabResult, MedicationEvent
-
 from monitor.rules import monitoring_overdue
 from tests.unit.rules.builders import PID, AnyEvent, context, day, findings_of, lab, med
 
@@ -153,3 +152,104 @@ def test_one_finding_per_missing_series() -> None:
         f"anti_pla2r:{day(0).isoformat()}", f"csa_trough:{day(0).isoformat()}",
         f"proteinuria:{day(0).isoformat()}"]
     assert {f.severity for f in found} == {"info"}
+
+
+def test_the_message_names_its_source() -> None:
+    """Regression: the source was printed as the literal text '{due.source}' (a missing f-prefix)."""
+    [f] = findings_of(RULE, [mycophenolate(0), upd(6.0, 10)], day(101))
+    assert "(KDIGO 2021)" in f.message and "{" not in f.message
+
+
+# ---- the 12 months after a calcineurin inhibitor stops (issue 11) -------------------------------------
+def tacrolimus(start: int = 0, end: int | None = 100) -> MedicationEvent:
+    return med(PID, "tacrolimus", start, 2, "mg", frequency="bid", end=end)
+
+
+@pytest.mark.parametrize(("as_of", "overdue"), [(100 + 90, False), (100 + 91, True)])
+def test_after_a_cni_stops_proteinuria_is_due_every_90_days(as_of: int, overdue: bool) -> None:
+    events = [tacrolimus(0, 100), lab(PID, "tac_trough", 6, "ng/mL", 90), upd(4.0, 100)]
+    assert episodes(events, as_of) == ([f"proteinuria:{day(100).isoformat()}"] if overdue else [])
+
+
+@pytest.mark.parametrize(("as_of", "due"), [(100 + 365, True), (100 + 366, False)])
+def test_post_cni_monitoring_lasts_12_months_after_the_last_day(as_of: int, due: bool) -> None:
+    events = [tacrolimus(0, 100), lab(PID, "tac_trough", 6, "ng/mL", 90), upd(4.0, 90)]
+    assert episodes(events, as_of) == ([f"proteinuria:{day(90).isoformat()}"] if due else [])
+
+
+def test_post_cni_message_names_the_stopped_course_and_why() -> None:
+    events = [tacrolimus(0, 100), lab(PID, "tac_trough", 6, "ng/mL", 90), upd(4.0, 95)]
+    [f] = findings_of(RULE, events, day(200))
+    assert "tacrolimus course 2025-01-01..2025-04-11, stopped" in f.message
+    assert "calcineurin inhibitor stops" in f.message and "40-50%" in f.message and "CJASN" in f.message
+
+
+def test_post_cni_covers_the_last_course_of_either_cni_and_dose_changes() -> None:
+    events = [med(PID, "cyclosporine", 0, 100, "mg", frequency="bid", end=59),
+              med(PID, "cyclosporine", 60, 75, "mg", frequency="bid", end=120), upd(4.0, 110)]
+    assert episodes(events, 201) == [f"proteinuria:{day(110).isoformat()}"]
+    assert episodes(events, 200) == []
+
+
+def test_no_post_cni_monitoring_while_a_cni_is_still_taken_or_never_was() -> None:
+    assert episodes([med(PID, "ace_inhibitor", 0, 10, "mg", frequency="qd"), upd(4.0, 10)], 300) == []
+    # the trough and proteinuria are due the usual way while tacrolimus goes on; no second finding
+    events = [tacrolimus(0, None), lab(PID, "tac_trough", 6, "ng/mL", 250), upd(4.0, 10)]
+    assert episodes(events, 300) == [f"proteinuria:{day(10).isoformat()}"]
+
+
+# ---- white-cell counts during a cyclophosphamide course (issue 11) -------------------------------------
+def cyclophosphamide(start: int = 0, end: int | None = 89) -> MedicationEvent:
+    return med(PID, "cyclophosphamide", start, 150, "mg", frequency="qd", end=end)
+
+
+def wbc(value: float, on: int) -> LabResult:
+    return lab(PID, "wbc", value, "10^9/L", on)
+
+
+def wbc_episodes(events: list[AnyEvent], as_of: int) -> list[str]:
+    return [e for e in episodes([*events, upd(5.0, as_of)], as_of) if e.startswith("wbc:")]
+
+
+@pytest.mark.parametrize(("as_of", "overdue"), [(14, False), (15, True)])
+def test_a_wbc_is_due_within_14_days_of_the_start(as_of: int, overdue: bool) -> None:
+    assert wbc_episodes([cyclophosphamide()], as_of) == ([f"wbc:{day(0).isoformat()}"] if overdue else [])
+
+
+@pytest.mark.parametrize(("last", "as_of", "overdue"), [
+    (40, 54, False), (40, 55, True),  # day 55 is in the first 8 weeks (days 0-55): 15 days is overdue
+    (41, 56, False),  # from day 56 a WBC is due every 60 days
+    (60, 120, False), (60, 121, True)])
+def test_every_14_days_for_8_weeks_then_every_60(last: int, as_of: int, overdue: bool) -> None:
+    events = [cyclophosphamide(0, 150), wbc(6.0, last)]
+    assert wbc_episodes(events, as_of) == ([f"wbc:{day(last).isoformat()}"] if overdue else [])
+
+
+@pytest.mark.parametrize(("as_of", "overdue"), [(89 + 30, True), (89 + 31, False)])
+def test_wbc_monitoring_ends_30_days_after_the_last_day(as_of: int, overdue: bool) -> None:
+    events = [cyclophosphamide(0, 89), wbc(6.0, 50)]
+    assert wbc_episodes(events, as_of) == ([f"wbc:{day(50).isoformat()}"] if overdue else [])
+
+
+def test_wbc_message_and_evidence() -> None:
+    events = [cyclophosphamide(0, 89), wbc(6.2, 5), upd(5.0, 20)]
+    [f] = [f for f in findings_of(RULE, events, day(20)) if f.episode.startswith("wbc:")]
+    assert (f.severity, f.episode) == ("info", f"wbc:{day(5).isoformat()}")
+    assert "No white-cell count result for 15 days: the last was 6.2 10^9/L" in f.message
+    assert "first 8 weeks of a cyclophosphamide course" in f.message and "every 14 days" in f.message
+    assert "CJASN" in f.message
+    assert [e.kind for e in f.evidence] == ["medication", "lab", "derived"]
+
+
+def test_ponticelli_months_share_one_8_week_start() -> None:
+    months = [cyclophosphamide(s, s + 29) for s in (30, 90, 150)]
+    counts = [wbc(6.0, d) for d in (30, 40, 50, 60, 70, 80)]  # every 10 days for 8 weeks from day 30
+    # day 95, in the second month: 15 days after the last count, but past the first 8 weeks
+    assert wbc_episodes([*months, *counts], 95) == []
+    assert wbc_episodes([*months, *counts], 141) == [f"wbc:{day(80).isoformat()}"]  # 61 days
+
+
+def test_no_wbc_due_for_other_drugs_and_a_neutrophil_count_is_not_a_wbc() -> None:
+    assert wbc_episodes([mycophenolate(0)], 30) == []
+    events = [cyclophosphamide(), lab(PID, "neutrophils", 3.0, "10^9/L", 10)]
+    assert wbc_episodes(events, 15) == [f"wbc:{day(0).isoformat()}"]

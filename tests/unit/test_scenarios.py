@@ -64,6 +64,14 @@ def cd19(v: float, on: int) -> LabResult:
     return lab(PID, "cd19_count", v, "cells/uL", on)
 
 
+def wbc(v: float, on: int, unit: str = "10^9/L") -> LabResult:
+    return lab(PID, "wbc", v, unit, on)
+
+
+def neutrophils(v: float, on: int, unit: str = "10^9/L") -> LabResult:
+    return lab(PID, "neutrophils", v, unit, on)
+
+
 def acei(start: int) -> MedicationEvent:
     """Supportive care: an ACE inhibitor taken daily from `start` onwards (KDIGO21 practice point)."""
     return med(PID, "ace_inhibitor", start, 10, "mg", frequency="qd")
@@ -160,16 +168,22 @@ class TestRituximabResponder:
     (0.25/0.2 g/d with albumin 38 g/L).
 
     The monitor must conclude: high risk with very high immunological activity at diagnosis;
-    nephrotic -> partial remission -> complete remission; and no alert at all along the course, in
-    particular no `rtx_non_response` at 6 months (immunological response, proteinuria -48%), no
-    `rtx_b_cell_not_depleted` (CD19 0) and no `monitoring_overdue` (results every 3 months).
+    nephrotic -> partial remission -> complete remission; no warning or critical alert along the
+    course, in particular no `rtx_non_response` at 6 months (immunological response, proteinuria -44%),
+    no `rtx_b_cell_not_depleted` (CD19 0) and no `monitoring_overdue` (results every 3 months). The
+    one finding is `rtx_redose_due` (info) from day 183 to day 240: at 6 months proteinuria is 44%
+    below the baseline without complete remission, where MENTOR gave a second course (issue 11; this
+    patient was not re-dosed and remitted anyway, so the reminder lapses after day 240).
     """
 
     CHECKPOINTS = (
         cp(-1, "nephrotic", "high", activity=True),  # titer 180 > 50 (marker) and > 150 (activity)
         cp(100, "nephrotic", "moderate", activity=False),  # 8.6 -> 6.5 on ACEi: not > 50% lower
         cp(182, "nephrotic", "moderate"),
-        cp(183, "nephrotic", "moderate"),  # the 6-month evaluation: responding, no rtx_non_response
+        # the 6-month evaluation: responding (no rtx_non_response), a second course may be considered
+        cp(183, "nephrotic", "moderate", ("rtx_redose_due", "info", f"rituximab:{iso(0)}")),
+        cp(240, "nephrotic", "moderate", ("rtx_redose_due", "info", f"rituximab:{iso(0)}")),
+        cp(241, "nephrotic", "moderate"),  # day 240 has passed
         cp(290, "partial_remission", "low"),
         cp(400, "partial_remission", "low"),
         cp(560, "complete_remission", "low", activity=False),
@@ -189,11 +203,12 @@ class TestRituximabResponder:
         assert [(r.kind, r.confirmed_at) for r in end.remissions] == [
             ("partial", day(280)), ("complete", day(550))]
 
-    def test_no_alert_on_any_night(self) -> None:
+    def test_no_alert_on_any_night_but_the_redose_reminder(self) -> None:
         events = rtx_responder()
         seen = {d: open_alerts(a) for d, a in nightly(events, -10, 400)}
         seen |= {d: open_alerts(a) for d, a in nightly(events, 401, 700, step=7)}
-        assert {d: s for d, s in seen.items() if s} == {}
+        reminder = {("rtx_redose_due", "info", f"rituximab:{iso(0)}")}
+        assert {d: s for d, s in seen.items() if s} == {d: reminder for d in range(183, 241)}
 
 
 # ------------------------------------------- scenario 2: rituximab non-responder (MENTOR failure)
@@ -389,12 +404,19 @@ class TestSpontaneousRemission:
     The monitor must conclude: moderate risk while nephrotic (no high-risk marker, the 6-month ACEi
     response not yet judgeable), then partial and complete remission at low risk; no warning or
     critical alert on any night (no immunosuppression, so not even a monitoring reminder), and in
-    particular no `immunological_relapse` (the titer fell without treatment and never came back).
+    particular no `immunological_relapse` (the titer fell without treatment and never came back). The
+    one finding is `titer_falling_supportive` (info, issue 11) from day 90, when the titer is 40% below
+    the 30 RU/mL of day 0, until day 270, when the next titer (8) has no positive value 60-120 days
+    before it: the case the seed review has in mind when it suggests waiting longer on supportive care.
     """
 
+    FALLING = ("titer_falling_supportive", "info", iso(90))
     CHECKPOINTS = (
         cp(1, "nephrotic", "moderate", activity=False),
-        cp(185, "nephrotic", "moderate"),
+        cp(89, "nephrotic", "moderate"),
+        cp(90, "nephrotic", "moderate", FALLING),
+        cp(185, "nephrotic", "moderate", FALLING),
+        cp(269, "nephrotic", "moderate", FALLING),
         cp(285, "partial_remission", "low"),
         cp(370, "partial_remission", "low"),
         cp(560, "complete_remission", "low"),
@@ -405,10 +427,12 @@ class TestSpontaneousRemission:
     def test_checkpoint(self, c: Checkpoint) -> None:
         check(spontaneous_remission(), c)
 
-    def test_no_alert_on_any_night(self) -> None:
+    def test_no_alert_on_any_night_but_the_falling_titer(self) -> None:
         events = spontaneous_remission()
         # weekly, plus every result's date and the night after (no therapy: nothing depends on time)
-        assert {d: open_alerts(a) for d, a in nightly(events, 0, 730, step=7) if a.findings} == {}
+        seen = {d: open_alerts(a) for d, a in nightly(events, 0, 730, step=7) if a.findings}
+        assert all(alerts == {self.FALLING} for alerts in seen.values()), seen
+        assert min(seen) == 90 and max(seen) < 270
 
 
 # ------------------------------------------------------- scenario 5: severe hypoalbuminaemia
@@ -545,6 +569,12 @@ def ponticelli() -> list[AnyEvent]:
     course = [(30, 6.0, 60), (60, 5.0, 35), (90, 4.0, 20), (120, 3.6, 12), (150, 3.0, 8), (180, 2.5, 5)]
     for d, p, t in course:
         events += [upd(p, d), titer(t, d), alb(min(27 + d / 30, 34), d), creat(85, d)]
+    # blood counts as the CJASN review table asks on cyclophosphamide: weekly for 8 weeks from its
+    # first day (day 30), then every 2 months until 30 days after its last day (day 179): the nadir
+    # stays above the cytopenia limits
+    for d, w in ((30, 7.4), (37, 6.8), (44, 5.9), (51, 5.1), (58, 4.6), (65, 4.3), (72, 4.8), (79, 5.5),
+                 (120, 4.9), (170, 4.7)):
+        events += [wbc(w, d), neutrophils(round(w * 0.62, 1), d)]
     events += [upd(1.0, 270), alb(36, 270), upd(0.25, 365), alb(38, 365), upd(0.2, 375), creat(84, 365)]
     return events
 
@@ -564,8 +594,11 @@ class TestModifiedPonticelli:
 
     The monitor must conclude: `ctx_cumulative_dose` warning from day 161 (>= 10 g; 36 g, the critical
     limit, is never reached), one episode ("cumulative") that never resolves on later dates (it is
-    history). The course responds: PR by 6 months, CR at a year; monthly results mean no monitoring
-    reminder; the titer falls steadily, so no titer alert.
+    history). The course responds: PR by 6 months, CR at a year; monthly results, and blood counts
+    weekly for 8 weeks of cyclophosphamide then every 2 months (CJASN review table), mean no
+    monitoring reminder; the counts stay above the cytopenia limits; the titer falls steadily, so no
+    titer alert (and no titer_falling_supportive once six months have passed: the fall happened on
+    treatment); the remission before the evaluation point means no course_non_response.
     """
 
     CHECKPOINTS = (
@@ -703,8 +736,11 @@ class TestProteinuriaFallingWithKidneyFunction:
         check(falling_with_gfr(), cp(171, "non_nephrotic", "very_high", GFR_FALL))
 
     def test_rtx_non_response_is_not_suppressed_by_a_false_remission(self) -> None:
+        # rtx_redose_due (info) sees only the 69% fall of proteinuria; the alert lifecycle lets
+        # rtx_non_response inhibit it (issue 13), the domain reports both findings
         check(falling_with_gfr(), cp(183, "non_nephrotic", "very_high", GFR_FALL,
-                                     ("rtx_non_response", "warning", FIRST_COURSE)))
+                                     ("rtx_non_response", "warning", FIRST_COURSE),
+                                     ("rtx_redose_due", "info", FIRST_COURSE)))
 
 
 # ------------------------------------------------- ordering, duplicates, corrections, retractions

@@ -329,7 +329,10 @@ def _maybe_positive_titer(sim: PatientSim, treat: int) -> Curve:
 
 def tacrolimus_under_exposure(sim: PatientSim) -> None:
     """Tacrolimus 0.05 mg/kg/d with troughs < 3 ng/mL (poor adherence / fast metabolism, KDIGO12 target
-    5-10), the dose doubled after ~3 months; 12 months of treatment."""
+    5-10), the dose doubled after ~3 months; 12 months of treatment. The response comes late, 2.5
+    months after the troughs are in range: at 6 months there is no remission yet, the point at which
+    KDIGO12 would stop a calcineurin inhibitor (course_non_response, whose message asks about
+    adherence and levels); a partial remission follows."""
     rng = sim.rng
     _supportive(sim)
     c = rng.randint(90, 180)
@@ -342,7 +345,7 @@ def tacrolimus_under_exposure(sim: PatientSim) -> None:
     sim.troughs("tac_trough", curve((c, low), (up + 6, low), (up + 14, ok)),
                 sim.schedule([(c + 14, 25, 35)], stop=stop))
     p0 = _u(sim, 5.0, 8.0)
-    sim.proteinuria = curve((0, p0 * _u(sim, 0.9, 1.0)), (c, p0), *_responding_proteinuria(sim, up, p0, lag=30))
+    sim.proteinuria = curve((0, p0 * _u(sim, 0.9, 1.0)), (c, p0), *_responding_proteinuria(sim, up, p0, lag=75))
     sim.titer = _maybe_positive_titer(sim, up)
     sim.panels(sim.schedule([(0, 60, 90), (c, 25, 35), (stop, 60, 100)]))
     sim.titers(sim.schedule([(0, 80, 120), (c, 55, 80), (stop, 80, 150)]))
@@ -405,9 +408,18 @@ def _ponticelli_month_starts(p: int) -> list[int]:
     return [p + 30 * m for m in range(6)]
 
 
-def modified_ponticelli(sim: PatientSim) -> None:
+def _cyclophosphamide_blood_counts(sim: PatientSim, first: int, last: int) -> None:
+    """Blood counts on cyclophosphamide (CJASN review table: WBC weekly for 8 weeks, then every 2
+    months): weekly from its first day for 8 weeks, then every 7-8 weeks until 30 days after its last
+    day (the monitoring_overdue limits: 14 days, then 60)."""
+    weekly = [first + 7 * k for k in range(8)]
+    sim.blood_counts(weekly + sim.schedule([(weekly[-1] + 50, 49, 56)], stop=last + 30))
+
+
+def _ponticelli(sim: PatientSim) -> int:
     """Modified Ponticelli (KDIGO21): months 1/3/5 methylprednisolone 1 g x3 then prednisone
-    0.5 mg/kg/d; months 2/4/6 oral cyclophosphamide 2 mg/kg/d -> ~11-17 g cumulative."""
+    0.5 mg/kg/d; months 2/4/6 oral cyclophosphamide 2 mg/kg/d -> ~11-17 g cumulative. Returns its
+    first day; the course responds (PR, CR for 60%)."""
     rng = sim.rng
     _supportive(sim)
     p = rng.randint(90, 180)
@@ -428,6 +440,36 @@ def modified_ponticelli(sim: PatientSim) -> None:
     end = p + 200
     sim.panels(sim.schedule([(0, 60, 90), (p, 25, 35), (end, 42, 63), (p + 365, 60, 100)]))
     sim.titers(sim.schedule([(0, 80, 120), (p, 55, 80), (end, 80, 150)]))
+    return p
+
+
+def modified_ponticelli(sim: PatientSim) -> None:
+    """Modified Ponticelli (KDIGO21): months 1/3/5 methylprednisolone 1 g x3 then prednisone
+    0.5 mg/kg/d; months 2/4/6 oral cyclophosphamide 2 mg/kg/d -> ~11-17 g cumulative; blood counts
+    stay normal (CJASN review table: WBC weekly for 8 weeks, then every 2 months)."""
+    p = _ponticelli(sim)
+    _cyclophosphamide_blood_counts(sim, p + 30, p + 179)
+
+
+def cyclophosphamide_leukopenia(sim: PatientSim) -> None:
+    """Modified Ponticelli with leukopenia in the first cyclophosphamide month: white cells fall to
+    1.8-2.3 x10^9/L and neutrophils to 0.45-0.7 x10^9/L by its fourth week (CTCAE grade 3
+    neutropenia), found on the weekly count, and recover within three weeks; the course goes on and
+    the disease responds. Seed review: leukopenia in 18% and infection in 17% of cyclophosphamide
+    courses; Ponticelli C et al. JASN 1998;9:444 and Jha V et al. JASN 2007;18:1899 (the regimen);
+    CJASN review table of IMN protocols (WBC weekly for 8 weeks, then every 2 months)."""
+    p = _ponticelli(sim)
+    first = p + 30
+    sim.normal_blood_counts()
+    base = sim.wbc(0) if sim.wbc is not None else 6.5
+    share = sim.neutrophil_share(0)
+    nadir = _u(sim, 1.8, 2.3)  # x 1.22 (+2 SD) < 3.0: every count at the nadir is leukopenic
+    nadir_share = _u(sim, 0.25, 0.3)  # neutrophils 0.45-0.69; x 1.32 (+2 SD) < 1.0
+    sim.wbc = curve((first, base), (first + 14, base * 0.75), (first + 24, nadir), (first + 30, nadir),
+                    (first + 50, base * 0.9), (first + 80, base))
+    sim.neutrophil_share = curve((first, share), (first + 20, share), (first + 24, nadir_share),
+                                 (first + 30, nadir_share), (first + 50, share), log=False)
+    _cyclophosphamide_blood_counts(sim, first, p + 179)
 
 
 def heavy_cyclophosphamide(sim: PatientSim) -> None:
@@ -450,11 +492,13 @@ def heavy_cyclophosphamide(sim: PatientSim) -> None:
     sim.titer = curve((0, t0), (c, t0), (c + 90, t0 * 0.3), (c + 180, _u(sim, 4, 10)), (c + 300, _u(sim, 0.8, 4)))
     sim.panels(sim.schedule([(0, 60, 90), (c, 25, 35), (c + 380, 60, 100)]))
     sim.titers(sim.schedule([(0, 80, 120), (c, 55, 80), (c + 380, 80, 150)]))
+    _cyclophosphamide_blood_counts(sim, c, c + 364)
 
 
 def lost_to_follow_up(sim: PatientSim) -> None:
     """A calcineurin inhibitor started (open-ended), results for 2-5 months, then none (KDIGO21:
-    proteinuria, anti-PLA2R and troughs must keep coming while on immunosuppression)."""
+    proteinuria, anti-PLA2R and troughs must keep coming while on immunosuppression). Six months after
+    the start no remission has been seen, so the course's non-response is flagged too (KDIGO12)."""
     rng = sim.rng
     _supportive(sim)
     c = rng.randint(60, 150)
@@ -491,6 +535,95 @@ def titer_rising_on_supportive_care(sim: PatientSim) -> None:
     sim.titers(sim.schedule([(0, 60, 90), (x, 55, 80), (window, 80, 150)]))
 
 
+def cni_non_responder(sim: PatientSim) -> None:
+    """Tacrolimus (Praga M et al. Kidney Int 2007;71:924: 0.05 mg/kg/d, troughs 5-10 ng/mL) or
+    cyclosporine (Cattran DC et al. Kidney Int 2001;59:1484: 3.5 mg/kg/d) with troughs in range and
+    no response: nephrotic at 6 months, when KDIGO 2012 and the CJASN review table advise stopping a
+    calcineurin inhibitor; it is tapered off a few weeks later and rituximab (seed review: rituximab
+    after CNI failure) brings a response."""
+    rng = sim.rng
+    _supportive(sim)
+    sim.creatinine_baseline = _egfr_baseline(sim, 70, 105)  # normal kidney function at the start
+    c = rng.randint(90, 180)
+    stop = c + rng.randint(200, 215)
+    drug = "cyclosporine" if rng.random() < 0.5 else "tacrolimus"
+    kind, ok = ("csa_trough", CSA_IN_RANGE) if drug == "cyclosporine" else ("tac_trough", TAC_IN_RANGE)
+    sim.med(drug, c, _cni_dose(sim, drug, 3.5 if drug == "cyclosporine" else 0.05), "mg", frequency="bid",
+            end=stop)
+    sim.troughs(kind, curve((0, _u(sim, *ok))), sim.schedule([(c + 14, 25, 35)], stop=stop))
+    r0 = stop + rng.randint(7, 20)
+    last = _rituximab(sim, r0, _protocol(sim))
+    sim.cd19(last + rng.randint(14, 28), depleted=True)
+    p0, t0 = _u(sim, 5.5, 8.5), _positive_titer(sim, 40, 150)
+    stuck = p0 * _u(sim, 0.9, 1.0)  # never below 50% of the peak: no partial remission on the CNI
+    sim.proteinuria = curve((0, p0), (c, p0), (r0, stuck), *_responding_proteinuria(sim, r0, stuck, lag=30)[1:])
+    sim.titer = curve((0, t0), (c, t0), *_responding_titer(sim, r0, t0)[1:])
+    _standard_follow_up(sim, c, last + MONITORING_WINDOW_DAYS)
+
+
+def rituximab_partial_responder(sim: PatientSim) -> None:
+    """MENTOR partial responder (Fervenza FC et al. NEJM 2019;381:36): rituximab 1 g on days 1 and 15;
+    at 6 months the titer is negative and proteinuria about 60% lower, without complete remission,
+    the situation in which MENTOR repeated the course. The second course is given 7-8 months after
+    the first (after the reminder has been raised), and the patient reaches complete remission."""
+    rng = sim.rng
+    _supportive(sim)
+    r0 = rng.randint(90, 180)
+    p0, t0 = _u(sim, 6.0, 9.0), _positive_titer(sim, 60, 200)
+    _rituximab(sim, r0, "mentor")
+    sim.cd19(r0 + 14 + rng.randint(14, 28), depleted=True)
+    again = r0 + rng.randint(200, 230)  # after day 183: the reminder has been up for 2-7 weeks
+    last = _rituximab(sim, again, "mentor")
+    # >= 54% below the baseline: 0.46 x 1.27 (+2 SD) < 0.75 / 1.27 (-2 SD), so the fall reads >= 25%
+    # whatever the noise; >= 0.3 x 1.27: no complete remission before the second course
+    six_months = p0 * _u(sim, 0.33, 0.42)
+    sim.proteinuria = curve((0, p0 * _u(sim, 0.9, 1.0)), (r0, p0), (r0 + 45, p0 * 0.9), (r0 + 150, six_months),
+                            (again, six_months * _u(sim, 0.9, 1.0)), (again + 150, _u(sim, 0.6, 1.0)),
+                            (again + 330, _u(sim, 0.1, 0.2)))
+    sim.titer = curve(*_responding_titer(sim, r0, t0))
+    _standard_follow_up(sim, r0, last + MONITORING_WINDOW_DAYS)
+
+
+def cyclosporine_in_impaired_kidney_function(sim: PatientSim) -> None:
+    """Cyclosporine 3.5 mg/kg/d with low-dose prednisone started at an eGFR of 38-52 mL/min/1.73 m2,
+    as in Cattran DC et al. Kidney Int 2001;59:1484 (progressive IMN), although the seed review
+    (section 2.4.1) advises avoiding it in impaired renal function; troughs in range, kidney function
+    stable, a partial remission, the drug stopped after 12 months."""
+    rng = sim.rng
+    _supportive(sim)
+    # 52 / 0.898 (creatinine +2 SD) < 60: every eGFR before the start reads below 60
+    sim.creatinine_baseline = _egfr_baseline(sim, 38, 52)
+    c = rng.randint(90, 180)
+    stop = c + 365
+    sim.med("cyclosporine", c, _cni_dose(sim, "cyclosporine", 3.5), "mg", frequency="bid", end=stop)
+    sim.med("glucocorticoid", c, 10.0, "mg", frequency="qd", end=c + 180)
+    sim.troughs("csa_trough", curve((0, _u(sim, *CSA_IN_RANGE))), sim.schedule([(c + 14, 25, 35)], stop=stop))
+    p0 = _u(sim, 5.0, 8.0)
+    sim.proteinuria = curve((0, p0 * _u(sim, 0.9, 1.0)), *_responding_proteinuria(sim, c, p0, lag=30))
+    sim.titer = _maybe_positive_titer(sim, c)
+    # monthly on the drug, then every 2-3 months for the year after it (post-CNI relapse watch)
+    sim.panels(sim.schedule([(0, 60, 90), (c, 25, 35), (stop, 60, 85), (stop + 380, 60, 100)]))
+    sim.titers(sim.schedule([(0, 80, 120), (c, 55, 80), (stop, 80, 150)]))
+
+
+def titer_falling_on_supportive_care(sim: PatientSim) -> None:
+    """Moderate-risk nephrotic syndrome on ACEi/ARB with an anti-PLA2R of 45-95 RU/mL (<= 97.5, as in
+    the Rodriguez-Spanish cohort, CKJ/NDT 2021, PMC8690096) that falls by 40-50% every 3 months;
+    proteinuria halves by 6 months and reaches partial remission, so immunosuppression is never
+    started (seed review section 2.1: extend non-immunosuppressive therapy 3-6 months)."""
+    rng = sim.rng
+    _supportive(sim)
+    p0, t0 = _u(sim, 4.5, 7.0), _u(sim, 45, 95)
+    fall = _u(sim, 0.5, 0.6)  # x 1.377 (noise, both ways) <= 0.85: each 3-monthly pair falls >= 15%
+    t1 = rng.randint(30, 90)  # the first titer after the diagnosis, then every 11-13 weeks
+    sim.titer = curve((0, t0), (t1, t0), (t1 + 90, t0 * fall), (t1 + 180, t0 * fall ** 2),
+                      (t1 + 270, t0 * fall ** 3), (t1 + 360, _u(sim, 1.0, 4.0)))
+    sim.proteinuria = curve((0, p0), (t1, p0 * _u(sim, 0.9, 1.0)), (t1 + 180, p0 * _u(sim, 0.35, 0.45)),
+                            (t1 + 400, _u(sim, 0.8, 1.5)))
+    sim.panels(sim.schedule([(0, 45, 75)]))
+    sim.titers([0, *sim.schedule([(t1, 77, 91)])])
+
+
 def _rules(*ids: str) -> frozenset[str]:
     return frozenset(ids)
 
@@ -499,38 +632,50 @@ ARCHETYPES: dict[str, Archetype] = {
     a.name: a
     for a in (
         Archetype("quiet", "quiet", quiet.__doc__ or "", 0.42, _rules(), build=quiet),
-        Archetype("spontaneous_remission", "sprem", spontaneous_remission.__doc__ or "", 0.10, _rules(),
+        Archetype("spontaneous_remission", "sprem", spontaneous_remission.__doc__ or "", 0.07, _rules(),
                   build=spontaneous_remission),
-        Archetype("rtx_responder", "rtxok", rituximab_responder.__doc__ or "", 0.06, _rules(),
+        Archetype("rtx_responder", "rtxok", rituximab_responder.__doc__ or "", 0.05, _rules(),
                   build=rituximab_responder),
-        Archetype("rtx_non_responder", "rtxnr", rituximab_non_responder.__doc__ or "", 0.05,
+        Archetype("rtx_non_responder", "rtxnr", rituximab_non_responder.__doc__ or "", 0.04,
                   _rules("rtx_non_response"), build=rituximab_non_responder),
         Archetype("rtx_b_cell_not_depleted", "bcell", b_cell_not_depleted.__doc__ or "", 0.04,
                   _rules("rtx_b_cell_not_depleted"), build=b_cell_not_depleted),
-        Archetype("relapse_after_remission", "relap", relapse_after_remission.__doc__ or "", 0.05,
+        Archetype("relapse_after_remission", "relap", relapse_after_remission.__doc__ or "", 0.04,
                   _rules("relapse", "immunological_relapse", "titer_rising"), _rules("relapse"),
                   build=relapse_after_remission),
         Archetype("csa_low_trough_relapse", "csalo", cyclosporine_low_trough.__doc__ or "", 0.04,
                   _rules("csa_trough_low", "relapse"), build=cyclosporine_low_trough),
-        Archetype("cni_over_exposure", "cnihi", cni_over_exposure.__doc__ or "", 0.04,
+        Archetype("cni_over_exposure", "cnihi", cni_over_exposure.__doc__ or "", 0.035,
                   _rules("cni_trough_high", "egfr_decline"), build=cni_over_exposure),
         Archetype("tac_under_exposure", "taclo", tacrolimus_under_exposure.__doc__ or "", 0.03,
-                  _rules("tac_trough_low"), build=tacrolimus_under_exposure),
-        Archetype("severe_hypoalbuminaemia", "albsv", severe_hypoalbuminaemia.__doc__ or "", 0.03,
+                  _rules("tac_trough_low", "course_non_response"), build=tacrolimus_under_exposure),
+        Archetype("severe_hypoalbuminaemia", "albsv", severe_hypoalbuminaemia.__doc__ or "", 0.025,
                   _rules("albumin_low_thrombosis"), _rules("albumin_low_thrombosis"),
                   build=severe_hypoalbuminaemia),
-        Archetype("moderate_hypoalbuminaemia", "albmd", moderate_hypoalbuminaemia.__doc__ or "", 0.03,
+        Archetype("moderate_hypoalbuminaemia", "albmd", moderate_hypoalbuminaemia.__doc__ or "", 0.025,
                   _rules("albumin_low_thrombosis"), build=moderate_hypoalbuminaemia),
         Archetype("anticoagulated_hypoalbuminaemia", "albac", anticoagulated_hypoalbuminaemia.__doc__ or "",
                   0.02, _rules(), build=anticoagulated_hypoalbuminaemia),
-        Archetype("modified_ponticelli", "ponti", modified_ponticelli.__doc__ or "", 0.03,
+        Archetype("modified_ponticelli", "ponti", modified_ponticelli.__doc__ or "", 0.025,
                   _rules("ctx_cumulative_dose"), build=modified_ponticelli),
         Archetype("heavy_cyclophosphamide", "ctxhi", heavy_cyclophosphamide.__doc__ or "", 0.01,
                   _rules("ctx_cumulative_dose"), _rules("ctx_cumulative_dose"), build=heavy_cyclophosphamide),
-        Archetype("lost_to_follow_up", "lost", lost_to_follow_up.__doc__ or "", 0.02,
-                  _rules("monitoring_overdue"), build=lost_to_follow_up),
-        Archetype("titer_rising", "titup", titer_rising_on_supportive_care.__doc__ or "", 0.03,
+        Archetype("lost_to_follow_up", "lost", lost_to_follow_up.__doc__ or "", 0.015,
+                  _rules("monitoring_overdue", "course_non_response"), build=lost_to_follow_up),
+        Archetype("titer_rising", "titup", titer_rising_on_supportive_care.__doc__ or "", 0.025,
                   _rules("titer_rising"), build=titer_rising_on_supportive_care),
+        # every therapy of the seed review (issue 11)
+        Archetype("cyclophosphamide_leukopenia", "leuko", cyclophosphamide_leukopenia.__doc__ or "", 0.02,
+                  _rules("cytopenia", "ctx_cumulative_dose"), _rules("cytopenia"),
+                  build=cyclophosphamide_leukopenia),
+        Archetype("cni_non_responder", "cninr", cni_non_responder.__doc__ or "", 0.02,
+                  _rules("course_non_response"), build=cni_non_responder),
+        Archetype("rtx_partial_responder", "rtxpr", rituximab_partial_responder.__doc__ or "", 0.02,
+                  _rules("rtx_redose_due"), build=rituximab_partial_responder),
+        Archetype("csa_impaired_kidney_function", "csagf", cyclosporine_in_impaired_kidney_function.__doc__ or "",
+                  0.015, _rules("csa_renal_impairment"), build=cyclosporine_in_impaired_kidney_function),
+        Archetype("titer_falling_supportive", "tifal", titer_falling_on_supportive_care.__doc__ or "", 0.015,
+                  _rules("titer_falling_supportive"), build=titer_falling_on_supportive_care),
     )
 }
 BY_CODE: dict[str, Archetype] = {a.code: a for a in ARCHETYPES.values()}

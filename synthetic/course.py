@@ -25,7 +25,11 @@ Modelling choices (and where they come from):
   where the archetype wants it.
 - Units are chosen per patient (one laboratory per patient), in the mix that European and US labs
   report: UPCR in mg/mmol, mg/g or g/g or a 24-h collection; albumin in g/L or g/dL; creatinine in
-  umol/L or mg/dL; CsA/tacrolimus in ng/mL, ug/L or nmol/L; CD19 in cells/uL, 10^6/L or 10^9/L.
+  umol/L or mg/dL; CsA/tacrolimus in ng/mL, ug/L or nmol/L; CD19 in cells/uL, 10^6/L or 10^9/L;
+  blood counts in 10^9/L, G/L, K/uL, 10*3/uL or cells/uL.
+- Blood counts (white cells and neutrophils, CV 10% and 14%: within-subject variation, EFLM) only
+  on cyclophosphamide: weekly for its first 8 weeks, then every 7-8 weeks to a month after it (CJASN
+  review table of IMN protocols).
 """
 
 from __future__ import annotations
@@ -42,12 +46,13 @@ NOISE_CLIP_SD = 2.0
 NOISE_CV: dict[str, float] = {
     "proteinuria_24h": 0.12, "upcr": 0.12, "anti_pla2r": 0.08, "serum_albumin": 0.04,
     "serum_creatinine": 0.045, "csa_trough": 0.12, "tac_trough": 0.12, "cd19_count": 0.0,
+    "wbc": 0.10, "neutrophils": 0.14,
 }
 PLA2R_DETECTION_LIMIT = 2.0  # Euroimmun anti-PLA2R ELISA reports "< 2 RU/mL" below this
 NOISE_TABLE_BITS = 12
 _ANALYTE_SLOTS = {a: i for i, a in enumerate(
     ("anti_pla2r", "proteinuria_24h", "upcr", "serum_albumin", "serum_creatinine", "csa_trough",
-     "tac_trough", "cd19_count"))}
+     "tac_trough", "cd19_count", "wbc", "neutrophils"))}
 _MED_SLOT = 32  # medications sort after the labs of their day
 
 # (analyte, unit, factor: canonical = reported x factor, decimals of the reported value), weight
@@ -82,6 +87,20 @@ UNIT_MIX: dict[str, tuple[tuple[UnitChoice, float], ...]] = {
         (("cd19_count", "cells/\u00b5L", 1.0, 0), 0.1),
         (("cd19_count", "10^6/L", 1.0, 0), 0.25),
         (("cd19_count", "10^9/L", 1000.0, 3), 0.15),
+    ),
+}
+# Blood counts are drawn only by the courses that monitor them (cyclophosphamide): their units are
+# chosen when a patient's first count is drawn, so that adding them left every other patient's random
+# draws, and so the rest of the cohort, as it was.
+BLOOD_COUNT_UNIT_MIX: dict[str, tuple[tuple[UnitChoice, float], ...]] = {
+    "wbc": (
+        (("wbc", "10^9/L", 1.0, 1), 0.50), (("wbc", "G/L", 1.0, 1), 0.15), (("wbc", "K/uL", 1.0, 1), 0.20),
+        (("wbc", "10*3/uL", 1.0, 1), 0.10), (("wbc", "cells/uL", 0.001, 0), 0.05),
+    ),
+    "neutrophils": (
+        (("neutrophils", "10^9/L", 1.0, 2), 0.50), (("neutrophils", "G/L", 1.0, 2), 0.15),
+        (("neutrophils", "K/uL", 1.0, 2), 0.20), (("neutrophils", "10*3/uL", 1.0, 2), 0.10),
+        (("neutrophils", "cells/uL", 0.001, 0), 0.05),
     ),
 }
 
@@ -201,11 +220,7 @@ class PatientSim:
         self.items: dict[int, dict[str, Any]] = {}  # key: ordinal x 64 + slot (clinical order)
         self.n_meds = 0
         # per kind: analyte, unit, canonical -> reported x 10^decimals, 10^decimals, slot, noise, id prefix
-        self._lab_spec = {
-            kind: (a, unit, 10 ** nd / factor, 10 ** nd, _ANALYTE_SLOTS[a], _NOISE_TABLES.get(NOISE_CV[a]),
-                   f"{patient_id}:{a}:")
-            for kind, (a, unit, factor, nd) in self.units.items()
-        }
+        self._lab_spec = {kind: self._spec(choice) for kind, choice in self.units.items()}
         # latent state set by the archetype
         self.proteinuria: Curve = curve((0, 1.0))
         self.titer: Curve | None = None
@@ -214,6 +229,16 @@ class PatientSim:
         self.albumin_hi = rng.uniform(42.0, 46.0)
         self.albumin_k = 8.5
         self.albumin_floor = 28.0  # 28 x 0.92 (-2 SD) > 25: no accidental albumin alert
+        # blood counts (x10^9/L), set by the courses that draw them: a normal white-cell count and
+        # the neutrophils' share of it; 5.0 / 1.22 (-2 SD) > 3.0 and 5.0 x 0.55 / 1.32 > 1.0, so a
+        # normal count never looks like cytopenia by noise alone
+        self.wbc: Curve | None = None
+        self.neutrophil_share: Curve = curve((0, 0.6))
+
+    def _spec(self, choice: UnitChoice) -> tuple[Any, ...]:
+        analyte, unit, factor, nd = choice
+        return (analyte, unit, 10 ** nd / factor, 10 ** nd, _ANALYTE_SLOTS[analyte],
+                _NOISE_TABLES.get(NOISE_CV[analyte]), f"{self.pid}:{analyte}:")
 
     # ---- patient -----------------------------------------------------------------------------
     def patient_record(self) -> dict[str, Any]:
@@ -328,6 +353,26 @@ class PatientSim:
 
     def troughs(self, kind: str, level: Curve, days: Sequence[int]) -> None:
         self.labs(kind, days, [level(t) for t in days])
+
+    def normal_blood_counts(self) -> None:
+        """A normal white-cell count (5.0-8.5 x10^9/L), 55-68% neutrophils, flat unless a course
+        changes it."""
+        self.wbc = curve((0, self.rng.uniform(5.0, 8.5)))
+        self.neutrophil_share = curve((0, self.rng.uniform(0.55, 0.68)))
+
+    def blood_counts(self, days: Sequence[int]) -> None:
+        """A white-cell count with its neutrophil count on each day (one blood count, one laboratory's
+        units, drawn at the first call)."""
+        if self.wbc is None:
+            self.normal_blood_counts()
+        for kind, options in BLOOD_COUNT_UNIT_MIX.items():
+            if kind not in self._lab_spec:
+                self._lab_spec[kind] = self._spec(pick(self.rng, options))
+        wbc, share = self.wbc, self.neutrophil_share
+        assert wbc is not None
+        means = [wbc(t) for t in days]
+        self.labs("wbc", days, means)
+        self.labs("neutrophils", days, [m * share(t) for m, t in zip(means, days)])
 
     def cd19(self, t: int, depleted: bool) -> None:
         """CD19 B cells 2-4 weeks after anti-CD20: 0-3/uL when depleted, 8-45/uL when not."""

@@ -119,6 +119,33 @@ def test_units_are_a_realistic_mix() -> None:
         assert wanted in pairs, wanted
 
 
+def test_blood_counts_are_drawn_on_cyclophosphamide_weekly_for_8_weeks_then_every_2_months() -> None:
+    seen = 0
+    for k in range(16):
+        events = generate_patient(20_000 + k, START, YEARS, archetype="modified_ponticelli" if k % 2 else
+                                  "cyclophosphamide_leukopenia")
+        starts = sorted(date.fromisoformat(e["start"]) for e in events
+                        if e["type"] == "medication" and e["drug"] == "cyclophosphamide")
+        ends = sorted(date.fromisoformat(e["end"]) for e in events
+                      if e["type"] == "medication" and e["drug"] == "cyclophosphamide")
+        wbc = [date.fromisoformat(e["effective_at"]) for e in events if e["type"] == "lab" and e["analyte"] == "wbc"]
+        neutrophils = [e for e in events if e["type"] == "lab" and e["analyte"] == "neutrophils"]
+        if not starts:
+            continue  # the course starts after the simulated period
+        seen += 1
+        assert len(neutrophils) == len(wbc) and wbc[0] == starts[0]
+        gaps = [(b - a).days for a, b in zip(wbc, wbc[1:])]
+        assert gaps[:7] == [7] * 7 and max(gaps) <= 60
+        assert wbc[-1] <= ends[-1] + timedelta(days=30)
+    assert seen >= 12
+    others = {e["analyte"] for events in iter_cohort(60, START, YEARS) for e in events
+              if e["type"] == "lab" and "cyclophosphamide" not in e["patient_id"]}
+    assert "wbc" in others  # some of the first 60 patients are on cyclophosphamide ...
+    for events in iter_cohort(60, START, YEARS):
+        if not any(e["type"] == "medication" and e["drug"] == "cyclophosphamide" for e in events):
+            assert not any(e["type"] == "lab" and e["analyte"] in ("wbc", "neutrophils") for e in events)
+
+
 def test_cd19_is_drawn_two_to_four_weeks_after_anti_cd20() -> None:
     for events in iter_cohort(200, START, YEARS):
         doses = [date.fromisoformat(e["start"]) for e in events
@@ -210,6 +237,13 @@ HAND_MADE: dict[str, tuple[list[dict[str, Any]], int]] = {
     "ctx_cumulative_dose": ([_med(0, "cyclophosphamide", 150, "qd", end=99)], 100),
     "monitoring_overdue": ([_med(0, "tacrolimus", 1, "bid"), _lab(0, "upcr", 5.0, "g/g"),
                             _lab(10, "tac_trough", 5.0, "ng/mL")], 200),
+    "cytopenia": ([_med(0, "cyclophosphamide", 150, "qd", end=89), _lab(40, "wbc", 2.0, "10^9/L")], 40),
+    "course_non_response": ([_med(0, "tacrolimus", 1, "bid"), _lab(0, "upcr", 6.0, "g/g"),
+                             _lab(150, "upcr", 5.8, "g/g")], 183),
+    "rtx_redose_due": ([_lab(0, "upcr", 8.0, "g/g"), _med(1, "rituximab", 1000), _med(15, "rituximab", 1000),
+                        _lab(170, "upcr", 4.0, "g/g")], 190),
+    "csa_renal_impairment": ([_lab(0, "egfr", 45, "mL/min/1.73m2"), _med(10, "cyclosporine", 100, "bid")], 20),
+    "titer_falling_supportive": ([_lab(0, "anti_pla2r", 80, "RU/mL"), _lab(90, "anti_pla2r", 50, "RU/mL")], 90),
 }
 RULE_MODULES = {m.RULE_ID: m for m in RULES}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from datetime import date, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -134,7 +135,7 @@ def test_blood_counts_are_drawn_on_cyclophosphamide_weekly_for_8_weeks_then_ever
             continue  # the course starts after the simulated period
         seen += 1
         assert len(neutrophils) == len(wbc) and wbc[0] == starts[0]
-        gaps = [(b - a).days for a, b in zip(wbc, wbc[1:])]
+        gaps = [(b - a).days for a, b in pairwise(wbc)]
         assert gaps[:7] == [7] * 7 and max(gaps) <= 60
         assert wbc[-1] <= ends[-1] + timedelta(days=30)
     assert seen >= 12

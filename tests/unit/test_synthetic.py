@@ -139,12 +139,15 @@ def test_blood_counts_are_drawn_on_cyclophosphamide_weekly_for_8_weeks_then_ever
         assert gaps[:7] == [7] * 7 and max(gaps) <= 60
         assert wbc[-1] <= ends[-1] + timedelta(days=30)
     assert seen >= 12
-    others = {e["analyte"] for events in iter_cohort(60, START, YEARS) for e in events
-              if e["type"] == "lab" and "cyclophosphamide" not in e["patient_id"]}
-    assert "wbc" in others  # some of the first 60 patients are on cyclophosphamide ...
-    for events in iter_cohort(60, START, YEARS):
-        if not any(e["type"] == "medication" and e["drug"] == "cyclophosphamide" for e in events):
-            assert not any(e["type"] == "lab" and e["analyte"] in ("wbc", "neutrophils") for e in events)
+    # in a cohort, exactly the patients given cyclophosphamide have blood counts
+    counted = treated = 0
+    for events in iter_cohort(200, START, YEARS):
+        on_ctx = any(e["type"] == "medication" and e["drug"] == "cyclophosphamide" for e in events)
+        has_counts = any(e["type"] == "lab" and e["analyte"] in ("wbc", "neutrophils") for e in events)
+        assert has_counts == on_ctx, events[0]["patient_id"]
+        counted += has_counts
+        treated += on_ctx
+    assert counted == treated > 0
 
 
 def test_cd19_is_drawn_two_to_four_weeks_after_anti_cd20() -> None:

@@ -292,7 +292,10 @@ def cni_over_exposure(sim: PatientSim) -> None:
     _supportive(sim)
     sim.creatinine_baseline = _egfr_baseline(sim, 60, 85)  # Scr above kappa: eGFR tracks creatinine
     c = rng.randint(90, 180)
-    reduce_at = c + rng.randint(100, 130)
+    # the dose is reduced 2-3 months in, and kidney function recovers within weeks (haemodynamic CNI
+    # nephrotoxicity is reversible), so the partial remission is confirmed on a stable eGFR before the
+    # 6-month evaluation point (no course_non_response)
+    reduce_at = c + rng.randint(60, 80)
     stop = c + 365
     drug = "cyclosporine" if rng.random() < 0.5 else "tacrolimus"
     kind, high, ok = (("csa_trough", CSA_HIGH, CSA_IN_RANGE) if drug == "cyclosporine"
@@ -305,12 +308,13 @@ def cni_over_exposure(sim: PatientSim) -> None:
     sim.troughs(kind, curve((c, hi), (reduce_at + 6, hi), (reduce_at + 20, lo)),
                 sim.schedule([(c + 14, 25, 35)], stop=stop))
     rise = _u(sim, 1.5, 1.65)
-    sim.creatinine = curve((c + 20, 1.0), (c + 90, rise), (reduce_at + 14, rise),
-                           (reduce_at + 90, _u(sim, 1.04, 1.1)))
+    sim.creatinine = curve((c + 20, 1.0), (reduce_at, rise), (reduce_at + 14, rise),
+                           (reduce_at + 50, _u(sim, 1.04, 1.1)))
     p0 = _u(sim, 5.0, 8.0)
     sim.proteinuria = curve((0, p0 * _u(sim, 0.9, 1.0)), *_responding_proteinuria(sim, c, p0, lag=30))
     sim.titer = _maybe_positive_titer(sim, c)
-    sim.panels(sim.schedule([(0, 60, 90), (c, 25, 35), (stop, 60, 100)]))
+    # after the CNI stops: every 2-3 months for a year (relapse watch), then less often
+    sim.panels(sim.schedule([(0, 60, 90), (c, 25, 35), (stop, 60, 85), (stop + 365, 60, 100)]))
     sim.titers(sim.schedule([(0, 80, 120), (c, 55, 80), (stop, 80, 150)]))
 
 
@@ -347,7 +351,8 @@ def tacrolimus_under_exposure(sim: PatientSim) -> None:
     p0 = _u(sim, 5.0, 8.0)
     sim.proteinuria = curve((0, p0 * _u(sim, 0.9, 1.0)), (c, p0), *_responding_proteinuria(sim, up, p0, lag=75))
     sim.titer = _maybe_positive_titer(sim, up)
-    sim.panels(sim.schedule([(0, 60, 90), (c, 25, 35), (stop, 60, 100)]))
+    # after the CNI stops: every 2-3 months for a year (relapse watch), then less often
+    sim.panels(sim.schedule([(0, 60, 90), (c, 25, 35), (stop, 60, 85), (stop + 365, 60, 100)]))
     sim.titers(sim.schedule([(0, 80, 120), (c, 55, 80), (stop, 80, 150)]))
 
 

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from operator import attrgetter
 
-from monitor.events import ADMINISTRATIONS_PER_DAY, ANTI_CD20, MedicationEvent, Patient
-from monitor.timeline import Timeline
+from monitor.events import ADMINISTRATIONS_PER_DAY, ANTI_CD20, LabResult, MedicationEvent, Patient
+from monitor.timeline import SeriesArrays, Timeline
 
 ANTI_CD20_COURSE_GAP_DAYS = 30  # clinical-rules.md: doses within 30 days form one course
+# clinical-rules.md: an anti-CD20 course's baseline is the latest proteinuria in the 30 days up to and
+# including its first dose (read by rtx_non_response and rtx_redose_due alike)
+COURSE_BASELINE_LOOKBACK_DAYS = 30
 # Records of one drug that start at most 60 days after the previous record ended are one course: the
 # modified Ponticelli regimen gives cyclophosphamide in alternate months (31-day gaps), IV pulses
 # are monthly, and a dose change is a new record starting the next day. A restart after more than
@@ -44,6 +47,20 @@ class AntiCD20Course:
     @property
     def episode(self) -> str:
         return f"{self.agent}:{self.first_dose.isoformat()}"
+
+
+def course_baseline_proteinuria(proteinuria: tuple[LabResult, ...], course: AntiCD20Course,
+                                arrays: SeriesArrays | None = None) -> LabResult | None:
+    """The course's baseline: the latest proteinuria (the rules' g/d series, RuleContext.proteinuria)
+    dated in the lookback up to and including the course's first dose; None when there is none.
+
+    `arrays`: the series' SeriesArrays (Timeline.arrays), when the caller has them. A baseline of 0
+    is returned as it is: a caller measuring a relative fall from it must treat it as no baseline."""
+    if arrays is None:
+        arrays = SeriesArrays.of(proteinuria)
+    first_dose = course.first_dose.toordinal()
+    i = arrays.last_in(first_dose - COURSE_BASELINE_LOOKBACK_DAYS, first_dose)  # a bisection
+    return proteinuria[i] if i >= 0 else None
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from monitor.events import LabResult, MedicationEvent
 from monitor.findings import Evidence
 from monitor.rules.base import RuleContext
-from monitor.therapy import AntiCD20Course, active
+from monitor.therapy import active
 
 
 def may_be_higher(r: LabResult) -> bool:
@@ -103,53 +102,6 @@ def drug_run(ctx: RuleContext, drug: str, analyte: str, meets: Callable[[LabResu
     if course is None:  # cannot happen: the run holds only values taken on the drug
         return None
     return DrugRun(run, course, on_now)
-
-
-# clinical-rules.md: an anti-CD20 course's baseline proteinuria is the latest one in the 30 days up
-# to and including its first dose (read by rtx_non_response and rtx_redose_due alike)
-ANTI_CD20_BASELINE_LOOKBACK_DAYS = 30
-# KDIGO21 (proteinuria and anti-PLA2R at 3 and 6 months): a result drawn earlier than 3 months after
-# the first dose still shows clearance in progress and does not judge the response to the course
-ANTI_CD20_RESPONSE_FROM_DAYS = 90
-# MENTOR (Fervenza NEJM 2019): at 6 months a proteinuria reduction < 25% from the baseline was
-# treatment failure (rtx_non_response); a reduction >= 25% without complete remission earned a
-# second course (rtx_redose_due). One threshold, one comparison, so the two rules never overlap.
-ANTI_CD20_MIN_PROTEINURIA_REDUCTION = 0.25
-_REDUCTION_EPS = 1e-9  # float tolerance: a reduction of exactly 25% is a response, not a failure
-
-
-def anti_cd20_baseline(ctx: RuleContext, course: AntiCD20Course) -> LabResult | None:
-    """The course's baseline proteinuria: the last value dated in the lookback up to the first dose;
-    None when there is none (or it is 0, from which no reduction can be measured)."""
-    days = ctx.timeline.arrays(ctx.proteinuria)
-    first_dose = course.first_dose.toordinal()
-    i = days.last_in(first_dose - ANTI_CD20_BASELINE_LOOKBACK_DAYS, first_dose)  # a bisection
-    if i < 0 or ctx.proteinuria[i].value <= 0:
-        return None
-    return ctx.proteinuria[i]
-
-
-def proteinuria_reduction(baseline: LabResult, latest: LabResult) -> float:
-    """The fraction by which proteinuria fell from the baseline (negative: it rose)."""
-    return (baseline.value - latest.value) / baseline.value
-
-
-def reduced_enough(baseline: LabResult, latest: LabResult) -> bool:
-    """Proteinuria fell by at least ANTI_CD20_MIN_PROTEINURIA_REDUCTION from the course baseline.
-
-    Compared as latest <= 75% of baseline, with a tolerance, so that exactly 25% counts as reduced."""
-    return latest.value <= (1 - ANTI_CD20_MIN_PROTEINURIA_REDUCTION) * baseline.value + _REDUCTION_EPS
-
-
-def anti_cd20_judged_from(course: AntiCD20Course) -> int:
-    """The first day (a date ordinal) whose results judge the response to the course."""
-    return (course.first_dose + timedelta(days=ANTI_CD20_RESPONSE_FROM_DAYS)).toordinal()
-
-
-def latest_from(ctx: RuleContext, series: tuple[LabResult, ...], since: int) -> LabResult | None:
-    """The last result of a series of the timeline dated on or after `since` (a date ordinal)."""
-    i = ctx.timeline.arrays(series).last_from(since)
-    return series[i] if i >= 0 else None
 
 
 def num(v: float, digits: int = 2) -> str:

@@ -44,6 +44,8 @@ REFERENCE = ("2023 review of IMN treatment, section 2.4.1 (avoid cyclosporine in
 DRUG = "cyclosporine"
 # KDIGO 2012 CKD: GFR category G3a (mildly to moderately decreased) begins below 60 mL/min/1.73 m2
 EGFR_IMPAIRED_BELOW = 60.0
+# values shown in messages and evidence stay on their side of these (display precision)
+DISPLAY_LIMITS = {"egfr": (EGFR_IMPAIRED_BELOW,)}
 # the rule book: the latest eGFR in the 90 days up to the start judges the kidney function at the start
 LOOKBACK_DAYS = 90
 

@@ -56,6 +56,8 @@ CYCLOPHOSPHAMIDE_TAIL_DAYS = 30
 # the rule book: anti-CD20 exposure lasts 12 months after a course's first dose (late-onset
 # neutropenia after rituximab appears weeks to months after it)
 ANTI_CD20_EXPOSURE_DAYS = 365
+# values shown in messages and evidence stay on their side of these (display precision)
+DISPLAY_LIMITS = {WBC: (WBC_LOW_BELOW,), NEUTROPHILS: (NEUTROPHILS_LOW_BELOW,)}
 # drugs whose courses open an exposure window for their whole duration (no tail)
 ON_COURSE_DRUGS = ("mycophenolate",)
 

@@ -16,9 +16,9 @@ Interpretations:
 - "PLA2R-positive" here = any titer >= 14 RU/mL on or before the first dose: a borderline titer
   (14-19.9) is not immunological remission either (KDIGO21 < 14), so its persistence is a
   non-response just the same.
-- The baseline proteinuria is the last value in the 30 days up to and including the first dose
-  (rules._common.anti_cd20_baseline, shared with rtx_redose_due). No such value: the clinical
-  criterion is not evaluated (said in the message when the titer fires).
+- The baseline proteinuria is the course baseline (monitor.therapy.course_baseline_proteinuria: the
+  latest value in the 30 days up to and including the first dose), shared with rtx_redose_due. No
+  such value: the clinical criterion is not evaluated (said in the message when the titer fires).
 - The titer and the proteinuria judged are the latest ones, and only if drawn >= 90 days after the
   first dose: KDIGO21 asks for the titer at 3 and 6 months; earlier values still show antibody and
   proteinuria clearance in progress and would call responders non-responders.
@@ -30,21 +30,13 @@ Interpretations:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding, Severity
-from monitor.rules._common import (
-    ANTI_CD20_BASELINE_LOOKBACK_DAYS,
-    ANTI_CD20_MIN_PROTEINURIA_REDUCTION,
-    ANTI_CD20_RESPONSE_FROM_DAYS,
-    anti_cd20_baseline,
-    anti_cd20_judged_from,
-    latest_from,
-    proteinuria_reduction,
-    reduced_enough,
-)
 from monitor.rules.base import RuleContext
-from monitor.therapy import AntiCD20Course
+from monitor.therapy import COURSE_BASELINE_LOOKBACK_DAYS, AntiCD20Course, course_baseline_proteinuria
+from monitor.timeline import SeriesArrays
 from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
 
 RULE_ID = "rtx_non_response"
@@ -56,13 +48,12 @@ REFERENCE = ("Fervenza FC et al. NEJM 2019;381:36-46 (MENTOR: proteinuria reduct
 # MENTOR / KDIGO21: the response to rituximab is judged 6 months after the first dose
 EVALUATION_AFTER_DAYS = 183
 # KDIGO21 (measure anti-PLA2R at 3 and 6 months): a value earlier than 3 months does not judge response
-RESULT_MIN_DAYS_AFTER_FIRST_DOSE = ANTI_CD20_RESPONSE_FROM_DAYS
+RESULT_MIN_DAYS_AFTER_FIRST_DOSE = 90
 # KDIGO21: anti-PLA2R < 14 RU/mL = immunological remission; >= 14 = no immunological response
 TITER_PERSISTENT_FROM_RU_ML = ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
 # MENTOR: proteinuria reduced by < 25% from baseline at 6 months = treatment failure
-MIN_PROTEINURIA_REDUCTION = ANTI_CD20_MIN_PROTEINURIA_REDUCTION
-# clinical-rules.md: baseline = last proteinuria on or before the first dose, within the lookback
-BASELINE_LOOKBACK_DAYS = ANTI_CD20_BASELINE_LOOKBACK_DAYS
+MIN_PROTEINURIA_REDUCTION = 0.25
+_EPS = 1e-9  # float tolerance: a reduction of exactly 25% is a response, not a failure
 
 
 @dataclass(frozen=True)
@@ -84,12 +75,23 @@ class _Proteinuria:
     def reduction(self) -> float | None:
         if self.latest is None:
             return None
-        return proteinuria_reduction(self.baseline, self.latest)
+        return (self.baseline.value - self.latest.value) / self.baseline.value
 
     @property
     def failed(self) -> bool:
-        # the complement of rtx_redose_due's "fell >= 25%": exactly 25% counts as a response
-        return self.latest is not None and not reduced_enough(self.baseline, self.latest)
+        # compared as latest > 75% of baseline, so that exactly 25% counts as a response
+        return self.latest is not None and (
+            self.latest.value > (1 - MIN_PROTEINURIA_REDUCTION) * self.baseline.value + _EPS)
+
+
+def _latest_from(series: tuple[LabResult, ...], arrays: SeriesArrays, since: date) -> LabResult | None:
+    """The last result of the series dated on or after `since`."""
+    i = arrays.last_from(since.toordinal())
+    return series[i] if i >= 0 else None
+
+
+def _judged_from(course: AntiCD20Course) -> date:
+    return course.first_dose + timedelta(days=RESULT_MIN_DAYS_AFTER_FIRST_DOSE)
 
 
 def _titer(ctx: RuleContext, course: AntiCD20Course) -> _Titer | None:
@@ -102,16 +104,16 @@ def _titer(ctx: RuleContext, course: AntiCD20Course) -> _Titer | None:
                      if d <= first_dose and t.value >= TITER_PERSISTENT_FROM_RU_ML), None)
     if baseline is None:
         return None
-    return _Titer(baseline, latest_from(ctx, titers, anti_cd20_judged_from(course)))
+    return _Titer(baseline, _latest_from(titers, days, _judged_from(course)))
 
 
 def _proteinuria(ctx: RuleContext, course: AntiCD20Course) -> _Proteinuria | None:
-    """The clinical criterion's data, or None when there is no usable pre-course baseline
-    (the baseline is shared with rtx_redose_due: rules._common.anti_cd20_baseline)."""
-    baseline = anti_cd20_baseline(ctx, course)
-    if baseline is None:
-        return None
-    return _Proteinuria(baseline, latest_from(ctx, ctx.proteinuria, anti_cd20_judged_from(course)))
+    """The clinical criterion's data, or None when there is no usable pre-course baseline."""
+    days = ctx.timeline.arrays(ctx.proteinuria)
+    baseline = course_baseline_proteinuria(ctx.proteinuria, course, days)
+    if baseline is None or baseline.value <= 0:
+        return None  # no fall can be measured from a baseline of 0
+    return _Proteinuria(baseline, _latest_from(ctx.proteinuria, days, _judged_from(course)))
 
 
 def _remission_reached(ctx: RuleContext, course: AntiCD20Course) -> bool:
@@ -136,8 +138,8 @@ def _message(course: AntiCD20Course, titer: _Titer | None, prot: _Proteinuria | 
                      f"{_change(prot.reduction)}, short of the {MIN_PROTEINURIA_REDUCTION:.0%} reduction "
                      "below which MENTOR counted treatment failure.")
     elif prot is None:
-        parts.append(f"No proteinuria in the {BASELINE_LOOKBACK_DAYS} days up to the first dose, so the "
-                     "clinical criterion could not be judged.")
+        parts.append(f"No proteinuria in the {COURSE_BASELINE_LOOKBACK_DAYS} days up to the first dose, so "
+                     "the clinical criterion could not be judged.")
     parts.append("This suggests non-response to anti-CD20 therapy; a review of the treatment "
                  "(e.g. B-cell count, alternative options) may be worth considering.")
     return " ".join(parts)
@@ -173,3 +175,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     severity: Severity = "critical" if met == 2 else "warning"
     return [ctx.finding(RULE_ID, course.episode, severity, _message(course, titer, prot, days),
                         _evidence(course, titer, prot), REFERENCE)]
+
+
+# The clinical criterion's data (course baseline, the proteinuria judged, the < 25% comparison), read
+# by rtx_redose_due too: its ">= 25% without complete remission" is this criterion's complement.
+course_proteinuria = _proteinuria

@@ -11,13 +11,14 @@ Sources: Fervenza FC et al. NEJM 2019;381:36-46 (MENTOR: rituximab 1 g on days 1
 months when proteinuria had fallen by >= 25% without complete remission); 2023 review of IMN treatment.
 
 Readings where the rule book leaves room:
-- The course baseline and the 25% comparison are rtx_non_response's (rules._common: the latest
-  proteinuria in the lookback up to the first dose; reduced_enough). The two rules are complements
-  on the proteinuria criterion: < 25% is failure there, >= 25% is a partial response here. Both can
-  be raised together when the titer criterion of rtx_non_response fires; which alert is shown is the
-  alert lifecycle's decision (rtx_non_response inhibits this one), not this rule's.
-- The proteinuria judged is the latest one drawn at least 90 days after the first dose (the same
-  reading as rtx_non_response): an earlier value shows clearance still in progress. None: silent.
+- The proteinuria criterion is rtx_non_response's own (rtx_non_response.course_proteinuria): the
+  course baseline (monitor.therapy.course_baseline_proteinuria, the latest proteinuria in the
+  lookback up to the first dose), the latest proteinuria drawn at least 90 days after the first dose
+  (an earlier value shows clearance still in progress), and the 25% comparison. This rule fires on
+  its complement: < 25% is failure there, >= 25% (exactly 25% included) a partial response here. No
+  baseline or no judged value: silent. Both rules can be raised together when the titer criterion of
+  rtx_non_response fires; which alert is shown is the alert lifecycle's decision (rtx_non_response
+  inhibits this one), not this rule's.
 - "No CR" = no complete remission confirmed between the first dose and as_of, and the patient not in
   complete remission on as_of (a remission confirmed before the course counts too).
 - "No anti-CD20 dose since day 150" = no dose of the course dated on or after first dose + 150 days.
@@ -32,15 +33,8 @@ from datetime import date, timedelta
 
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding
-from monitor.rules._common import (
-    ANTI_CD20_MIN_PROTEINURIA_REDUCTION,
-    anti_cd20_baseline,
-    anti_cd20_judged_from,
-    latest_from,
-    proteinuria_reduction,
-    reduced_enough,
-    shown,
-)
+from monitor.rules import rtx_non_response
+from monitor.rules._common import num, shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import AntiCD20Course
 
@@ -54,6 +48,10 @@ WINDOW_FROM_DAYS = 183
 WINDOW_TO_DAYS = 240
 # the rule book: a dose from day 150 on is already the repeat (or a maintenance dose): nothing to ask
 NO_DOSE_SINCE_DAY = 150
+# MENTOR: a fall of >= 25% without complete remission (rtx_non_response's threshold, one definition)
+MIN_PROTEINURIA_REDUCTION = rtx_non_response.MIN_PROTEINURIA_REDUCTION
+# values shown in messages and evidence stay on their side of these (display precision)
+DISPLAY_LIMITS = {"proteinuria_reduction": (MIN_PROTEINURIA_REDUCTION * 100,)}
 
 
 def _complete_remission(ctx: RuleContext, course: AntiCD20Course) -> bool:
@@ -69,16 +67,15 @@ def _dosed_since(course: AntiCD20Course) -> date | None:
     return next((d.start for d in course.doses if d.start >= cutoff), None)
 
 
-def _message(course: AntiCD20Course, baseline: LabResult, latest: LabResult, days: int) -> str:
+def _message(course: AntiCD20Course, baseline: LabResult, latest: LabResult, reduction: float, days: int) -> str:
     last_day = course.first_dose + timedelta(days=WINDOW_TO_DAYS)
     return (f"{days} days after the first {course.agent} dose of the course started {course.first_dose}, "
-            f"proteinuria is {shown(latest)} on {latest.effective_date}, "
-            f"{proteinuria_reduction(baseline, latest):.0%} below the pre-course baseline of {shown(baseline)} "
-            f"({baseline.effective_date}), without complete remission, and no further anti-CD20 dose has "
-            f"been given since day {NO_DOSE_SINCE_DAY}. In MENTOR, patients whose proteinuria had fallen by "
-            f"at least {ANTI_CD20_MIN_PROTEINURIA_REDUCTION:.0%} but not remitted completely at 6 months "
-            f"received a second course; whether to repeat anti-CD20 therapy may be worth considering "
-            f"(this reminder lapses after day {WINDOW_TO_DAYS}, {last_day}).")
+            f"proteinuria is {shown(latest)} on {latest.effective_date}, {num(reduction * 100, 0)}% below the "
+            f"pre-course baseline of {shown(baseline)} ({baseline.effective_date}), without complete remission, "
+            f"and no further anti-CD20 dose has been given since day {NO_DOSE_SINCE_DAY}. In MENTOR, patients "
+            f"whose proteinuria had fallen by at least {MIN_PROTEINURIA_REDUCTION:.0%} but not remitted "
+            f"completely at 6 months received a second course; whether to repeat anti-CD20 therapy may be worth "
+            f"considering (this reminder lapses after day {WINDOW_TO_DAYS}, {last_day}).")
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
@@ -88,18 +85,17 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     days = (ctx.as_of - course.first_dose).days
     if not WINDOW_FROM_DAYS <= days <= WINDOW_TO_DAYS or _dosed_since(course) is not None:
         return []
-    baseline = anti_cd20_baseline(ctx, course)
-    if baseline is None:
+    prot = rtx_non_response.course_proteinuria(ctx, course)
+    if prot is None or prot.latest is None or prot.reduction is None or prot.failed:
+        return []  # no baseline, nothing judged yet, or a clinical failure (rtx_non_response's)
+    if _complete_remission(ctx, course):
         return []
-    latest = latest_from(ctx, ctx.proteinuria, anti_cd20_judged_from(course))
-    if latest is None or not reduced_enough(baseline, latest) or _complete_remission(ctx, course):
-        return []
+    baseline, latest, reduction = prot.baseline, prot.latest, prot.reduction
     evidence = [Evidence.of_medication(course.doses[0], note="first dose of the course"),
                 Evidence.of_lab(baseline, note="pre-course baseline proteinuria"),
                 Evidence.of_lab(latest, note="latest proteinuria"),
-                Evidence.derived("proteinuria_reduction", proteinuria_reduction(baseline, latest) * 100, "%",
-                                 latest.effective_at,
+                Evidence.derived("proteinuria_reduction", reduction * 100, "%", latest.effective_at,
                                  f"from baseline; MENTOR repeated the course from "
-                                 f"{ANTI_CD20_MIN_PROTEINURIA_REDUCTION:.0%} without complete remission")]
-    return [ctx.finding(RULE_ID, course.episode, "info", _message(course, baseline, latest, days), evidence,
-                        REFERENCE)]
+                                 f"{MIN_PROTEINURIA_REDUCTION:.0%} without complete remission")]
+    return [ctx.finding(RULE_ID, course.episode, "info", _message(course, baseline, latest, reduction, days),
+                        evidence, REFERENCE)]

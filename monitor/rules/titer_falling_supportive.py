@@ -58,6 +58,8 @@ MIN_FALL = 0.15
 # ... at about 3 months: the earlier value is dated 60-120 days before the latest one
 COMPARED_FROM_DAYS = 60
 COMPARED_TO_DAYS = 120
+# values shown in messages and evidence stay on their side of these (display precision)
+DISPLAY_LIMITS = {"anti_pla2r": (EARLIER_TITER_FROM_RU_ML,), "anti_pla2r_fall_pct": (MIN_FALL * 100,)}
 _EPS = 1e-9  # float tolerance: a fall of exactly 15% counts
 # clinical order is by instant: local dates can run a day backwards across time-zone offsets
 _ORDER_SLACK_DAYS = 2

@@ -70,6 +70,7 @@ from monitor.rules._common import DrugRun, current_run, drug_run
 from monitor.rules.base import RuleContext
 from monitor.therapy import (
     ANTI_CD20_COURSE_GAP_DAYS,
+    COURSE_BASELINE_LOOKBACK_DAYS,
     AntiCD20Course,
     _administrations,
     active,
@@ -653,7 +654,7 @@ def check_rule_scans(t: Timeline, as_of: date) -> None:
         assert titer == (
             rtx_non_response._Titer(positive[-1], _ref_latest_from(titers, judged)) if positive else None
         )
-        since = course.first_dose - timedelta(days=rtx_non_response.BASELINE_LOOKBACK_DAYS)
+        since = course.first_dose - timedelta(days=COURSE_BASELINE_LOOKBACK_DAYS)
         before = [r for r in ctx.proteinuria if since <= r.effective_date <= course.first_dose]
         expected = (
             rtx_non_response._Proteinuria(before[-1], _ref_latest_from(ctx.proteinuria, judged))

@@ -178,3 +178,20 @@ def test_courses_cover_their_gaps_and_end_inclusive() -> None:
 
 def test_courses_of_another_drug_are_not_mixed() -> None:
     assert spans(med(PID, "mycophenolate", 0, 1000, "mg", frequency="bid"), drug="cyclophosphamide") == []
+
+
+# ---- the anti-CD20 course baseline (shared by rtx_non_response and rtx_redose_due)
+def test_course_baseline_is_the_latest_proteinuria_in_the_lookback_up_to_the_first_dose() -> None:
+    from monitor.therapy import COURSE_BASELINE_LOOKBACK_DAYS, course_baseline_proteinuria
+    from tests.unit.rules.builders import lab
+
+    def baseline(*days_values: tuple[int, float]) -> float | None:
+        t = build(*(lab(PID, "proteinuria_24h", v, "g/d", d) for d, v in days_values), rtx(0))
+        [course] = anti_cd20_courses(t, day(0))
+        found = course_baseline_proteinuria(t.proteinuria(), course)
+        return None if found is None else found.value
+
+    edge = -COURSE_BASELINE_LOOKBACK_DAYS
+    assert baseline((edge, 6.0)) == 6.0 and baseline((edge - 1, 6.0)) is None
+    assert baseline((-20, 6.0), (0, 5.0), (3, 4.0)) == 5.0  # the first dose's day counts, later ones not
+    assert baseline((-5, 0.0)) == 0.0  # returned as it is: the rules treat 0 as no baseline

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+from monitor import therapy
 from monitor.events import LabResult
 from monitor.rules import RULES, rtx_non_response, rtx_redose_due
-from monitor.rules import _common as common
-from monitor.rules._common import ANTI_CD20_BASELINE_LOOKBACK_DAYS, anti_cd20_baseline
 from monitor.rules.rtx_redose_due import NO_DOSE_SINCE_DAY, WINDOW_FROM_DAYS, WINDOW_TO_DAYS
+from monitor.therapy import COURSE_BASELINE_LOOKBACK_DAYS, course_baseline_proteinuria
 from tests.unit.rules.builders import PID, AnyEvent, context, day, findings_of, lab, med
 
 RULE = "rtx_redose_due"
@@ -107,7 +107,7 @@ def test_no_dose_since_day_150(last_dose: int, fires: bool) -> None:
 
 
 @pytest.mark.parametrize(("baseline_day", "fires"), [
-    (-ANTI_CD20_BASELINE_LOOKBACK_DAYS, True), (-ANTI_CD20_BASELINE_LOOKBACK_DAYS - 1, False), (0, True)])
+    (-COURSE_BASELINE_LOOKBACK_DAYS, True), (-COURSE_BASELINE_LOOKBACK_DAYS - 1, False), (0, True)])
 def test_the_baseline_window_is_the_shared_one(baseline_day: int, fires: bool) -> None:
     events = [upd(8.0, baseline_day), *mentor(), upd(5.0, 170)]
     assert found(events, 183) == ([("info", EPISODE)] if fires else [])
@@ -115,15 +115,16 @@ def test_the_baseline_window_is_the_shared_one(baseline_day: int, fires: bool) -
 
 def test_both_anti_cd20_rules_read_one_baseline_definition(monkeypatch: pytest.MonkeyPatch) -> None:
     """Widening the shared lookback moves the baseline of both rules: one function, never a copy."""
-    old = -ANTI_CD20_BASELINE_LOOKBACK_DAYS - 10
+    old = -COURSE_BASELINE_LOOKBACK_DAYS - 10
     redose = [upd(8.0, old), *mentor(), upd(5.0, 170)]
     failure = [upd(8.0, old), *mentor(), upd(7.5, 170)]
     assert found(redose, 183) == [] and findings_of("rtx_non_response", failure, day(183)) == []
-    monkeypatch.setattr(common, "ANTI_CD20_BASELINE_LOOKBACK_DAYS", ANTI_CD20_BASELINE_LOOKBACK_DAYS + 10)
+    monkeypatch.setattr(therapy, "COURSE_BASELINE_LOOKBACK_DAYS", COURSE_BASELINE_LOOKBACK_DAYS + 10)
     assert found(redose, 183) == [("info", EPISODE)]
     assert [f.severity for f in findings_of("rtx_non_response", failure, day(183))] == ["warning"]
     ctx = context(redose, day(183))
-    assert rtx_non_response._proteinuria(ctx, ctx.courses[-1]).baseline is anti_cd20_baseline(ctx, ctx.courses[-1])
+    prot = rtx_non_response.course_proteinuria(ctx, ctx.courses[-1])
+    assert prot is not None and prot.baseline is course_baseline_proteinuria(ctx.proteinuria, ctx.courses[-1])
 
 
 @pytest.mark.parametrize(("on", "fires"), [(89, False), (90, True)])

@@ -118,6 +118,10 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     arrays = ctx.timeline.arrays(titers)
     last = len(titers) - 1
+    # cheapest test first: most titers did not fall by 15% at all; then whether the whole fall came
+    # after six months without immunosuppression; egfr_decline's walk last
+    if _earlier(titers, arrays, last, 0) is None:
+        return []
     not_before = _not_before(ctx)
     earlier = _earlier(titers, arrays, last, not_before)
     if earlier is None or egfr_decline.declining(ctx):

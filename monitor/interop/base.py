@@ -15,6 +15,7 @@ from typing import Any, Literal
 from monitor.analytes import ANALYTES, UnknownAnalyteError
 from monitor.analytes import analyte as lookup_analyte
 from monitor.events import InvalidEvent, LabResult, MedicationEvent, Patient, Problem, parse_event
+from monitor.validation import ValidationContext
 
 Event = Patient | LabResult | MedicationEvent
 AckCode = Literal["AA", "AE", "AR"]
@@ -116,13 +117,17 @@ def _unstorable_path(obj: Any, path: str = "") -> str | None:
     return None
 
 
-def to_event(record: Any, line: int | None, raw: str) -> Event | Rejected:
-    """Validate one decoded record through monitor.events; one Rejected for all its problems."""
-    bad = _unstorable_path(record) if isinstance(record, dict) else None
+def to_event(record: Any, line: int | None, raw: str, context: ValidationContext | None = None) -> Event | Rejected:
+    """Validate one decoded record through monitor.events (with the ingestion context: zone of times
+    without an offset, time of receipt); one Rejected for all its problems."""
+    try:
+        bad = _unstorable_path(record) if isinstance(record, dict) else None
+    except RecursionError:  # a record nested deeper than the interpreter recurses (tests/fuzz: deep_values)
+        return Rejected(line, "(record)", "", "record nested too deeply to read", raw)
     if bad is not None:
         return Rejected(line, bad, "", "text contains a NUL character or bytes that are not valid UTF-8", raw)
     try:
-        event = parse_event(record)
+        event = parse_event(record, context)
     except InvalidEvent as exc:
         problems = [_missing(p) for p in exc.problems] or [Problem("(record)", "", str(exc))]
         first = problems[0]

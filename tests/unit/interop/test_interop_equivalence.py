@@ -7,6 +7,7 @@ from datetime import date
 
 from monitor.events import LabResult, MedicationEvent
 from monitor.interop import parse_payload
+from tests.unit.interop._context import CONTEXT
 
 NDJSON = "\n".join(
     json.dumps(r)
@@ -161,7 +162,7 @@ FHIR = json.dumps(
 
 
 def clinical(payload: str) -> set[tuple]:
-    result = parse_payload(payload)
+    result = parse_payload(payload, context=CONTEXT)
     assert result.rejected == [], result.rejected
     out: set[tuple] = set()
     for e in result.events:

@@ -12,6 +12,7 @@ import pytest
 from monitor.events import LabResult, MedicationEvent, Patient
 from monitor.interop import CodeMap, parse_payload
 from monitor.interop.fhir import parse_fhir
+from tests.unit.interop._context import CONTEXT
 
 PATIENT_URL = "urn:uuid:0c3a0b1e-8e5b-4f6b-9a2e-000000000001"
 PATIENT = {
@@ -61,7 +62,7 @@ def labs(result) -> list[LabResult]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("kind", ["collection", "batch", "transaction", "searchset"])
 def test_bundle_types_resolve_urn_uuid_subjects(kind: str) -> None:
-    result = parse_payload(json.dumps(bundle(observation(), kind=kind)))
+    result = parse_payload(json.dumps(bundle(observation(), kind=kind)), context=CONTEXT)
     assert result.format == "fhir" and result.rejected == []
     patient, lab = result.events
     assert isinstance(patient, Patient) and patient.patient_id == "MRN-1" and patient.sex == "female"
@@ -283,7 +284,7 @@ def test_single_resources_fhir_ndjson_and_other_types() -> None:
             {"resourceType": "NoSuchThing"},
         )
     )
-    result = parse_payload(lines)
+    result = parse_payload(lines, context=CONTEXT)
     assert result.format == "fhir" and [e.patient_id for e in result.events] == ["MRN-1", "MRN-1"]
     assert [r.line for r in result.rejected] == [4, 5]
     assert "not read by this monitor" in result.rejected[0].reason
@@ -310,7 +311,7 @@ def test_broken_bundles(payload: str, reason: str) -> None:
 
 def test_example_bundle(examples) -> None:  # type: ignore[no-untyped-def]
     data = (examples / "bundle_r4.json").read_bytes()
-    assert [r.field for r in parse_payload(data).rejected] == ["code"]  # local code, no map
+    assert [r.field for r in parse_payload(data, context=CONTEXT).rejected] == ["code"]  # local code, no map
     code_map = CodeMap.from_toml((examples / "codemap.toml").read_text())
-    result = parse_payload(data, code_map=code_map)
+    result = parse_payload(data, code_map=code_map, context=CONTEXT)
     assert result.rejected == [] and len(result.events) == 8

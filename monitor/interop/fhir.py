@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from monitor.analytes import ANALYTES, normalise_unit
+from monitor.analytes import ANALYTES, RefusedCodeError, normalise_unit
 from monitor.interop import json_text
 from monitor.interop.base import (
     NOT_UTF8,
@@ -431,7 +431,11 @@ def _observation(
             "corrected, preliminary, registered, entered-in-error are read)",
         )
     source, source_id = _identity(obs) if report is None else _contained_identity(obs, report)
-    key = _analyte(obs, code_map, source)
+    try:
+        key = _analyte(obs, code_map, source)
+    except RefusedCodeError as exc:  # e.g. CD19 % (8117-4): never read as the count
+        codes = ", ".join(f"{c.system or '?'}|{c.code}" for c in (obs.code.coding or []))
+        return reject("code", codes[:80], str(exc))
     if key is None:
         codes = ", ".join(f"{c.system or '?'}|{c.code}" for c in (obs.code.coding or [])) or (
             obs.code.text or ""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from monitor.analytes import RefusedCodeError
 from monitor.events import LabResult
 from monitor.interop.base import (
     NOT_UTF8,
@@ -26,6 +27,7 @@ from monitor.interop.base import (
     coded_analyte,
     decode,
     has_unstorable,
+    is_refusal,
     retraction_placeholder,
     split_comparator,
     to_event,
@@ -230,7 +232,9 @@ def _message(
     for item in outcomes:
         if isinstance(item, Rejected):
             result.rejected.append(item)
-            real_errors += not item.reason.startswith(NOT_MONITORED)
+            # results the monitor does not read (an analyte it does not follow, a code it refuses
+            # on purpose) are quarantined without turning the ACK into AE: the message was right
+            real_errors += not (item.reason.startswith(NOT_MONITORED) or is_refusal(item.reason))
         else:
             result.events.append(item)
     if len(result.rejected) == errors_before and len(result.events) == events_before:
@@ -363,7 +367,10 @@ def _obx_result(seg: Segment, ctx: _Context, code_map: CodeMap) -> _Result | Rej
     status = OBX_STATUS[status_code]
     if status is None:
         return Rejected(seg.number, "OBX-11", status_code, _STATUS_WHY[status_code], seg.text)
-    key = _analyte(seg, ctx, code_map)
+    try:
+        key = _analyte(seg, ctx, code_map)
+    except RefusedCodeError as exc:  # e.g. CD19 % (8117-4): never read as the count
+        return Rejected(seg.number, "OBX-3", seg.field(3)[:80], str(exc), seg.text)
     if key is None:
         name = seg.get(3, 2)
         return Rejected(

@@ -135,14 +135,14 @@ def test_statuses_without_a_result(status: str) -> None:
         ("73737-9", "[arb'U]/mL", "RU/mL"),
         ("73737-9", "{RU}/mL", "RU/mL"),
         ("73737-9", "U/mL", "RU/mL"),
-        ("8116-2", "10*9/L", "cells/uL"),
-        ("8116-2", "{cells}/uL", "cells/uL"),
-        ("8116-2", "10*6/L", "cells/uL"),
+        ("8116-6", "10*9/L", "cells/uL"),
+        ("8116-6", "{cells}/uL", "cells/uL"),
+        ("8116-6", "10*6/L", "cells/uL"),
         ("2160-0", "umol/L", "umol/L"),
         ("2890-2", "mg/mmol{creat}", "g/g"),
         ("2889-4", "g/(24.h)", "g/d"),
         ("98979-8", "mL/min/{1.73_m2}", "mL/min/1.73m2"),
-        ("11253-5", "ug/L", "ng/mL"),
+        ("11253-2", "ug/L", "ng/mL"),
     ],
 )
 def test_ucum_spellings(loinc: str, ucum: str, expected_unit: str) -> None:

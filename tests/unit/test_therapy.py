@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from monitor.therapy import (
+    COURSE_BASELINE_LOOKBACK_DAYS,
     active,
     active_therapies,
     administrations_until,
     anti_cd20_courses,
     body_surface_area_m2,
+    course_baseline_proteinuria,
     cumulative_dose,
     on_immunosuppression,
 )
@@ -128,3 +130,34 @@ def test_cumulative_dose_per_m2_uses_body_surface_area() -> None:
 def test_cumulative_dose_without_dose_is_uncounted() -> None:
     dose = cumulative_dose(build(med(PID, "cyclophosphamide", 0)), "cyclophosphamide", day(400))
     assert dose.grams == 0 and dose.uncounted[0][1] == "no dose recorded"
+
+
+# ------------------------------------------------------------------ the course baseline (shared by the
+# anti-CD20 rules: rtx_non_response, rtx_redose_due)
+
+
+def _course_and_proteinuria(*values: tuple[int, float, str]) -> tuple[Any, tuple[Any, ...]]:
+    from tests.unit.rules.builders import lab
+
+    events = [med(PID, "rituximab", 0, 1000, "mg"), med(PID, "rituximab", 14, 1000, "mg"),
+              *(lab(PID, analyte, v, "g/d" if analyte == "proteinuria_24h" else "mg/mmol", d)
+                for d, v, analyte in values)]
+    t = Timeline.build(PID, events)
+    [course] = anti_cd20_courses(t, day(200))
+    return course, t.proteinuria()
+
+
+@pytest.mark.parametrize(("days_before", "found"), [(0, True), (89, True), (90, True), (91, False)])
+def test_course_baseline_is_the_latest_proteinuria_in_the_90_days_up_to_the_first_dose(
+        days_before: int, found: bool) -> None:
+    course, proteinuria = _course_and_proteinuria((-days_before, 6.0, "proteinuria_24h"), (30, 4.0, "proteinuria_24h"))
+    baseline = course_baseline_proteinuria(proteinuria, course)
+    assert COURSE_BASELINE_LOOKBACK_DAYS == 90
+    assert (baseline.value if baseline else None) == (6.0 if found else None)
+
+
+def test_course_baseline_takes_the_latest_value_and_reads_mg_per_mmol_by_the_kdigo_pairing() -> None:
+    course, proteinuria = _course_and_proteinuria((-60, 9.0, "proteinuria_24h"), (-7, 640.0, "upcr"))
+    baseline = course_baseline_proteinuria(proteinuria, course)
+    assert baseline is not None and (baseline.analyte, baseline.value, baseline.unit) == ("upcr", 6.4, "g/d")
+    assert course_baseline_proteinuria(proteinuria[:0], course) is None

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
+from monitor.display import lab_text, number, proteinuria_text, value_text
 from monitor.events import LabResult, MedicationEvent
 from monitor.remission import NEPHROTIC_G_PER_DAY
 from monitor.timeline import SeriesArrays
@@ -87,13 +88,16 @@ class RiskAssessment:
                 "very_high_activity": self.very_high_activity}
 
 
-def _fmt(r: LabResult) -> str:
-    return f"{r.value:g} {r.unit} on {r.effective_date.isoformat()}"
+def _fmt(r: LabResult, *limits: float) -> str:
+    return f"{lab_text(r, limits)} on {r.effective_date.isoformat()}"
 
 
 def _proteinuria_text(r: LabResult) -> str:
-    source = "24-h urine" if r.analyte == "proteinuria_24h" else "UPCR in g/g"
-    return f"proteinuria {r.value:g} g/d ({source}, {r.effective_date.isoformat()})"
+    return f"proteinuria {proteinuria_text(r)} on {r.effective_date.isoformat()}"
+
+
+def _g_per_day(value: float) -> str:
+    return value_text(value, "proteinuria_24h")
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,10 @@ class AceiArbResponse:
     def describe(self) -> str:
         if self.evaluable:
             assert self.baseline is not None and self.after is not None and self.decrease is not None
-            return (f"on ACEi/ARB since {self.start.isoformat()}: proteinuria {self.baseline.value:g} -> "
-                    f"{self.after.value:g} g/d ({self.after.effective_date.isoformat()}), "
-                    f"a {self.decrease * 100:.0f}% decrease (> {ACEI_ARB_RESPONSE_FRACTION * 100:.0f}% needed)")
+            pct = number(self.decrease * 100, 0, (ACEI_ARB_RESPONSE_FRACTION * 100,))
+            return (f"on ACEi/ARB since {self.start.isoformat()}: proteinuria "
+                    f"{_g_per_day(self.baseline.value)} -> {_g_per_day(self.after.value)} g/d ({self.after.effective_date.isoformat()}), "
+                    f"a {pct}% decrease (> {ACEI_ARB_RESPONSE_FRACTION * 100:.0f}% needed)")
         if self.days_on < SIX_MONTHS_DAYS:
             return (f"on ACEi/ARB for {self.days_on} days since {self.start.isoformat()}: the 6-month "
                     "response cannot be judged yet")
@@ -242,7 +247,8 @@ def risk_category(ctx: "RuleContext") -> RiskAssessment:
     if fall is not None:
         a, b = fall
         return result("very_high", (
-            f"eGFR fell {(a.value - b.value) / a.value * 100:.0f}% from {_fmt(a)} to {_fmt(b)} "
+            f"eGFR fell {number((a.value - b.value) / a.value * 100, 0, (RAPID_EGFR_FALL_FRACTION * 100,))}% "
+            f"from {_fmt(a)} to {_fmt(b, (1 - RAPID_EGFR_FALL_FRACTION) * a.value)} "
             f"(>= {RAPID_EGFR_FALL_FRACTION * 100:.0f}% within 3 months): rapid deterioration of kidney "
             "function, if not otherwise explained"))
 

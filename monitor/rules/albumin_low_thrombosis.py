@@ -35,6 +35,8 @@ ANTICOAGULANT = "anticoagulant"
 ALBUMIN_WARNING_BELOW_G_L = 25.0
 # seed review / KDIGO21 (bromocresol green assay): below 20 g/L anticoagulation is indicated
 ALBUMIN_CRITICAL_BELOW_G_L = 20.0
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {ANALYTE: (ALBUMIN_CRITICAL_BELOW_G_L, ALBUMIN_WARNING_BELOW_G_L)}
 
 
 def _low(r: LabResult) -> bool:

@@ -32,6 +32,8 @@ REFERENCE = ("Seed review (2023): Waldman kept cyclosporine troughs at 125-190 u
 CSA_TROUGH_HIGH_NG_ML = 190.0
 # KDIGO12: tacrolimus induction target 5-10 ng/mL; > 10 fires
 TAC_TROUGH_HIGH_NG_ML = 10.0
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {"csa_trough": (CSA_TROUGH_HIGH_NG_ML,), "tac_trough": (TAC_TROUGH_HIGH_NG_ML,)}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ ANALYTE = "csa_trough"
 DRUG = "cyclosporine"
 # Cattran07: relapses more frequent when C0 < 100 ng/mL; strictly below (100 itself does not fire)
 CSA_TROUGH_LOW_NG_ML = 100.0
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {ANALYTE: (CSA_TROUGH_LOW_NG_ML,)}
 
 
 def _low(r: LabResult) -> bool:

@@ -29,6 +29,7 @@ from datetime import date
 
 from monitor.events import ANTI_CD20, LabResult, MedicationEvent
 from monitor.findings import Evidence, Finding
+from monitor.rules._common import shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import IMMUNOSUPPRESSANTS
 from monitor.timeline import SeriesArrays, Timeline
@@ -79,12 +80,12 @@ def _open_reappearance(titers: tuple[LabResult, ...], treated_on: date,
 
 def _message(found: _Reappearance, treatment: MedicationEvent) -> str:
     neg, pos, latest = found.negative, found.first_positive, found.latest
-    text = (f"Anti-PLA2R has come back: {pos.value:g} RU/mL on {pos.effective_date} "
-            f"(positive, >= {ANTI_PLA2R_POSITIVE_FROM_RU_ML:g}), after it had fallen to {neg.value:g} RU/mL "
+    text = (f"Anti-PLA2R has come back: {shown(pos)} on {pos.effective_date} "
+            f"(positive, >= {ANTI_PLA2R_POSITIVE_FROM_RU_ML:g}), after it had fallen to {shown(neg)} "
             f"(negative, < {ANTI_PLA2R_NEGATIVE_BELOW_RU_ML:g}) on {neg.effective_date} following "
             f"{treatment.drug} started {treatment.start}.")
     if latest is not pos:
-        text += f" Latest value {latest.value:g} RU/mL on {latest.effective_date}."
+        text += f" Latest value {shown(latest)} on {latest.effective_date}."
     return (text + " A returning titer usually precedes a proteinuria relapse by months; closer "
             "monitoring of proteinuria and the titer may be worth considering.")
 

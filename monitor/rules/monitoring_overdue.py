@@ -32,8 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from monitor.display import proteinuria_text
 from monitor.events import CALCINEURIN_INHIBITORS, LabResult, MedicationEvent
 from monitor.findings import Evidence, Finding
+from monitor.rules._common import shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import IMMUNOSUPPRESSANTS, on_immunosuppression
 from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
@@ -104,6 +106,11 @@ def _due(ctx: RuleContext) -> list[_Due]:
     return due
 
 
+def _last_text(r: LabResult) -> str:
+    # a proteinuria with what it is (24-h urine, UPCR), any other result with its unit
+    return proteinuria_text(r) if r.analyte in ("proteinuria_24h", "upcr") else shown(r)
+
+
 def _overdue(ctx: RuleContext, due: _Due) -> Finding | None:
     last = due.results[-1] if due.results else None
     anchor: date = max(last.effective_date, due.since.start) if last else due.since.start
@@ -114,7 +121,7 @@ def _overdue(ctx: RuleContext, due: _Due) -> Finding | None:
     therapy = f"{due.since.drug} started {due.since.start}"
     if last is not None:
         observed = (f"No {label} result for {(ctx.as_of - last.effective_date).days} days: the last was "
-                    f"{last.value:g} {last.unit} on {last.effective_date} ({therapy}).")
+                    f"{_last_text(last)} on {last.effective_date} ({therapy}).")
     else:
         observed = f"No {label} result since {due.since.drug} started {days} days ago ({due.since.start})."
     message = (f"{observed} {due.why} the {label} is worth measuring at least every {due.every_days} "

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
+from monitor.display import proteinuria_text
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding, Severity
 from monitor.remission import CONFIRMATION_DAYS, NEPHROTIC_G_PER_DAY, Relapse
+from monitor.rules._common import shown
 from monitor.rules.base import RuleContext
 from monitor.timeline import SeriesArrays
 from monitor.trends import ANTI_PLA2R_POSITIVE_FROM_RU_ML
@@ -42,8 +44,8 @@ SUPPORTING_TITER_WITHIN_DAYS = 30
 
 
 def _describe(r: LabResult) -> str:
-    kind = "24-h urine" if r.analyte == "proteinuria_24h" else "UPCR, g/g taken as g/d"
-    return f"{r.value:g} g/d ({kind}) on {r.effective_date}"
+    # "4.2 g/d (24-h urine)", "4.2 g/d (UPCR in g/g, taken as g/d)", "UPCR 372 mg/mmol (~3.72 g/d)"
+    return f"{proteinuria_text(r, (RELAPSE_ABOVE_G_PER_DAY,))} on {r.effective_date}"
 
 
 def _confirmed(relapse: Relapse) -> bool:
@@ -80,7 +82,7 @@ def _message(relapse: Relapse, titer: LabResult | None) -> str:
                 f"after {remission}. Not yet confirmed: a second value above {RELAPSE_ABOVE_G_PER_DAY:g} g/d "
                 f"at least {CONFIRMATION_DAYS} days after the first would confirm it.")
     if titer is not None:
-        text += (f" Anti-PLA2R {titer.value:g} RU/mL on {titer.effective_date} (positive, within "
+        text += (f" Anti-PLA2R {shown(titer)} on {titer.effective_date} (positive, within "
                  f"{SUPPORTING_TITER_WITHIN_DAYS} days) supports renewed immunological activity.")
     return text + " A relapse may call for a review of the treatment plan."
 

@@ -24,6 +24,7 @@ from datetime import timedelta
 
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding
+from monitor.rules._common import shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import AntiCD20Course
 
@@ -33,6 +34,8 @@ REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glome
 
 # clinical-rules.md (KDIGO21 practice points): depletion = CD19 < 5 cells/uL
 DEPLETED_BELOW_CELLS_UL = 5.0
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {"cd19_count": (DEPLETED_BELOW_CELLS_UL,)}
 # clinical-rules.md: the count is judged 7-60 days after the last dose of the course
 WINDOW_FROM_DAYS = 7
 WINDOW_TO_DAYS = 60
@@ -63,9 +66,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     latest = high[-1]
     days = (latest.effective_date - course.last_dose).days
-    message = (f"B cells are not depleted: CD19 {latest.value:g} cells/uL on {latest.effective_date}, "
+    message = (f"B cells are not depleted: CD19 {shown(latest)} on {latest.effective_date}, "
                f"{days} days after the last {course.agent} dose ({course.last_dose}; course started "
-               f"{course.first_dose}). Depletion is expected below {DEPLETED_BELOW_CELLS_UL:g} cells/uL "
+               f"{course.first_dose}). Depletion is expected below {DEPLETED_BELOW_CELLS_UL:g} cells/\u00b5L "
                f"{WINDOW_FROM_DAYS}-{WINDOW_TO_DAYS} days after a course; incomplete depletion can follow "
                "urinary loss of the antibody in nephrotic patients and may limit the response. A repeat "
                "count and a review of the dosing may be worth considering.")

@@ -30,6 +30,8 @@ ANALYTE = "tac_trough"
 DRUG = "tacrolimus"
 # clinical-rules.md / KDIGO12: below any IMN regimen's target (induction 5-10, maintenance >= 3)
 TAC_TROUGH_LOW_NG_ML = 3.0
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {ANALYTE: (TAC_TROUGH_LOW_NG_ML,)}
 
 
 def _low(r: LabResult) -> bool:

@@ -27,6 +27,7 @@ from bisect import bisect_left
 
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding
+from monitor.rules._common import num, shown
 from monitor.rules.base import RuleContext
 from monitor.timeline import SeriesArrays
 from monitor.trends import ANTI_PLA2R_POSITIVE_FROM_RU_ML
@@ -39,6 +40,8 @@ REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glome
 RISING_TITER_MIN_RU_ML = ANTI_PLA2R_POSITIVE_FROM_RU_ML
 # clinical-rules.md: >= 1.5x the lowest value of the preceding 12 months
 RISE_FACTOR = 1.5
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {"anti_pla2r_rise_ratio": (RISE_FACTOR,)}
 # clinical-rules.md: and >= 10 RU/mL higher (a doubling of a tiny titer is assay noise)
 RISE_MIN_RU_ML = 10.0
 # clinical-rules.md: preceding 12 months (titers are measured every 3-6 months, KDIGO21)
@@ -92,10 +95,12 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     lowest = _rise(titers, len(titers) - 1, arrays)
     assert lowest is not None  # the run is non-empty, so the latest value meets the condition
     ratio = latest.value / lowest.value if lowest.value > 0 else float("inf")
-    ratio_text = f"{ratio:.1f}x" if lowest.value > 0 else "up from 0"
-    rise = latest.value - lowest.value
-    message = (f"Anti-PLA2R is rising: {latest.value:g} RU/mL on {latest.effective_date}, up from "
-               f"{lowest.value:g} RU/mL on {lowest.effective_date} ({ratio_text}, +{rise:g} RU/mL; lowest value of the preceding {LOOKBACK_DAYS} days). A rising titer signals "
+    ratio_text = f"{num(ratio, 1, (RISE_FACTOR,))}x" if lowest.value > 0 else "up from 0"
+    rise = num(latest.value - lowest.value, 1, (RISE_MIN_RU_ML,))
+    marks = (lowest.value * RISE_FACTOR, lowest.value + RISE_MIN_RU_ML)  # the latest stays beside both
+    message = (f"Anti-PLA2R is rising: {shown(latest, *marks)} on {latest.effective_date}, up from "
+               f"{shown(lowest)} on {lowest.effective_date} ({ratio_text}, +{rise} RU/mL; lowest value "
+               f"of the preceding {LOOKBACK_DAYS} days). A rising titer signals "
                "renewed immunological activity and may precede a rise in proteinuria; a review of "
                "proteinuria and of the treatment plan may be worth considering.")
     evidence = [Evidence.of_lab(lowest, note=f"lowest in the preceding {LOOKBACK_DAYS} days"),

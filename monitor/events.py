@@ -42,7 +42,7 @@ from monitor.validation import (
 ResultStatus = Literal["final", "preliminary", "corrected", "entered-in-error"]
 # how one identity's versions are ordered: a retraction beats a correction beats a final result
 STATUS_RANK: dict[str, int] = {"preliminary": 0, "final": 1, "corrected": 2, "entered-in-error": 3}
-# statuses whose values the rules may read (clinical-rules.md: final/corrected only)
+# statuses whose values the rules may read (docs/clinical-rules.md: final/corrected only)
 USABLE_STATUSES = frozenset({"final", "corrected"})
 _STATUS_ALIASES = {"amended": "corrected", "cancelled": "entered-in-error", "registered": "preliminary"}
 

@@ -1,7 +1,7 @@
 """KDIGO 2021 risk category of progressive loss of kidney function in membranous nephropathy.
 
 KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, chapter 3, figure
-"Clinical criteria for assessing risk of progressive loss of kidney function" (clinical-rules.md,
+"Clinical criteria for assessing risk of progressive loss of kidney function" (docs/clinical-rules.md,
 "Risk category"):
 - low: normal eGFR, proteinuria < 3.5 g/d and serum albumin > 30 g/L; or normal eGFR, proteinuria
   < 3.5 g/d or a decrease > 50% after 6 months of conservative therapy with ACEi/ARB;
@@ -16,7 +16,7 @@ KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases
 Anti-PLA2R > 150 RU/mL is reported beside the category as a marker of very high activity.
 
 Interpretations (where the figure leaves room; see also each helper):
-- "Decrease > 50%" is strict, as KDIGO writes it for every line (clinical-rules.md says ">= 50%" in
+- "Decrease > 50%" is strict, as KDIGO writes it for every line (docs/clinical-rules.md says ">= 50%" in
   the high line; the source wins). It compares the latest proteinuria measured >= 6 months into the
   current ACEi/ARB exposure with the value at its start.
 - Before 6 months of ACEi/ARB (or with none recorded) the response cannot be judged: nephrotic
@@ -59,7 +59,7 @@ HIGH_RISK_ALBUMIN_BELOW_G_L = 25.0
 HIGH_RISK_PLA2R_ABOVE_RU_ML = 50.0
 # KDIGO21: high risk with proteinuria > 8 g/d for > 6 months
 HIGH_RISK_PROTEINURIA_ABOVE_G_PER_DAY = 8.0
-SIX_MONTHS_DAYS = 183  # "6 months" in days, as in rtx_non_response (clinical-rules.md)
+SIX_MONTHS_DAYS = 183  # "6 months" in days, as in rtx_non_response (docs/clinical-rules.md)
 # KDIGO21: low risk after a decrease > 50% after 6 months of conservative therapy with ACEi/ARB
 ACEI_ARB_RESPONSE_FRACTION = 0.5
 # the value "at ACEi/ARB start": the last one before the start within this many days, else the
@@ -70,7 +70,7 @@ ACEI_ARB_BASELINE_GRACE_DAYS = 14
 ACEI_ARB_GAP_DAYS = 7
 RAS_BLOCKERS = ("ace_inhibitor", "arb")
 # very high risk, "rapid deterioration of kidney function" read as an eGFR fall >= 25% within
-# 3 months (clinical-rules.md); 92 days covers any 3 calendar months
+# 3 months (docs/clinical-rules.md); 92 days covers any 3 calendar months
 RAPID_EGFR_FALL_FRACTION = 0.25
 RAPID_EGFR_FALL_WINDOW_DAYS = 92
 # reported beside the category: anti-PLA2R > 150 RU/mL marks very high activity (KDIGO21)

@@ -8,7 +8,7 @@ syndromes, and the risk climbs as serum albumin falls. Fires on the latest serum
 Not raised while an anticoagulant is active at `as_of`. Resolves with albumin >= 25 g/L, or when an
 anticoagulant is started. Severity follows the latest value within one episode (up or down).
 
-Readings where clinical-rules.md leaves room:
+Readings where docs/clinical-rules.md leaves room:
 - The feed does not say which assay (BCG or BCP) measured the albumin, so the two KDIGO21 cut-offs
   are used as two tiers for every result; the message names the assay dependence.
 - There is no antiplatelet drug in the contract's drug list, so only `anticoagulant` suppresses.

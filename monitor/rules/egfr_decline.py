@@ -17,7 +17,7 @@ Sources: KDIGO 2021 GN guideline ch.3 (a creatinine rise >= 30% within 6-12 mont
 fall in kidney function, marks high/very high risk of progression); KDIGO 2012 GN guideline ch.7
 (check CNI levels on an unexplained rise in serum creatinine > 20% during treatment).
 
-Readings where clinical-rules.md leaves room (each one also commented where it is coded):
+Readings where docs/clinical-rules.md leaves room (each one also commented where it is coded):
 - Baseline of a run. The first value of a run is judged exactly as written: against the median of
   the values of the 12 months before it. Later values of the same run are judged against that same
   baseline, not their own rolling one: otherwise a sustained fall would pull the rolling median down
@@ -52,9 +52,9 @@ REFERENCE = ("KDIGO 2021 GN guideline ch.3 (unexplained decline of kidney functi
              "progression); KDIGO 2012 GN guideline ch.7 (check CNI levels on an unexplained creatinine "
              "rise > 20%)")
 
-# clinical-rules.md (KDIGO21 risk of progression): eGFR >= 25% below baseline fires (warning)
+# docs/clinical-rules.md (KDIGO21 risk of progression): eGFR >= 25% below baseline fires (warning)
 EGFR_DECLINE_WARNING_PCT = 25.0
-# clinical-rules.md: a fall of >= 40% is critical (a 40% eGFR decline is an accepted surrogate of
+# docs/clinical-rules.md: a fall of >= 40% is critical (a 40% eGFR decline is an accepted surrogate of
 # kidney failure risk, and the KDIGO21 creatinine-rise criterion of 30% is far exceeded)
 EGFR_DECLINE_CRITICAL_PCT = 40.0
 # KDIGO12: check CNI levels whenever serum creatinine rises unexpectedly by > 20% (strictly)
@@ -62,7 +62,7 @@ CREATININE_RISE_ON_CNI_PCT = 20.0
 # values shown in messages and evidence stay on their side of these (monitor.display)
 DISPLAY_LIMITS = {"egfr_decline_pct": (EGFR_DECLINE_WARNING_PCT, EGFR_DECLINE_CRITICAL_PCT),
                   "creatinine_rise_pct": (CREATININE_RISE_ON_CNI_PCT,)}
-# clinical-rules.md: baseline = median of the values of the previous 12 months, >= 2 values
+# docs/clinical-rules.md: baseline = median of the values of the previous 12 months, >= 2 values
 BASELINE_WINDOW_DAYS = 365
 BASELINE_MIN_VALUES = 2
 # percentages are rounded before comparison so that 60 vs 80 is exactly a 25% fall

@@ -1,13 +1,13 @@
 """Rule `immunological_relapse`: anti-PLA2R comes back after treatment had made it negative.
 
-Definition (clinical-rules.md): anti-PLA2R had reached < 14 RU/mL after treatment and is now
+Definition (docs/clinical-rules.md): anti-PLA2R had reached < 14 RU/mL after treatment and is now
 >= 20 RU/mL. Severity warning. Resolves when the titer is < 14 again.
 
 Sources: KDIGO 2021 GN guideline ch.3 (immunological remission = anti-PLA2R < 14 RU/mL; the titer
 tracks disease activity); seed review (the titer changes months before proteinuria, so its return
 announces a clinical relapse).
 
-Interpretations (clinical-rules.md leaves them open):
+Interpretations (docs/clinical-rules.md leaves them open):
 - "After treatment" = a value dated strictly after the first administration of any
   immunosuppressant (monitor.therapy.IMMUNOSUPPRESSANTS) or anti-CD20 agent: a value drawn on the
   day of the first dose is the pre-treatment baseline, and a titer that was negative before any

@@ -1,6 +1,6 @@
 """Rule `relapse`: proteinuria is back in the nephrotic range after a partial or complete remission.
 
-Definition (clinical-rules.md): the patient had reached CR or PR, and proteinuria is > 3.5 g/d again.
+Definition (docs/clinical-rules.md): the patient had reached CR or PR, and proteinuria is > 3.5 g/d again.
 One value: warning ("possible relapse"). Confirmed (values > 3.5 g/d spanning >= 7 days), or one
 value with anti-PLA2R >= 20 RU/mL within 30 days of it: critical. Resolves when a later confirmed
 PR/CR follows.
@@ -37,9 +37,9 @@ REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glome
 
 # KDIGO21: relapse = proteinuria > 3.5 g/d again (the constant lives in monitor.remission)
 RELAPSE_ABOVE_G_PER_DAY = NEPHROTIC_G_PER_DAY
-# clinical-rules.md (KDIGO21): a positive titer (>= 20 RU/mL) near a single high value makes it critical
+# docs/clinical-rules.md (KDIGO21): a positive titer (>= 20 RU/mL) near a single high value makes it critical
 SUPPORTING_TITER_MIN_RU_ML = ANTI_PLA2R_POSITIVE_FROM_RU_ML
-# clinical-rules.md: the supporting titer must be within 30 days of the high proteinuria
+# docs/clinical-rules.md: the supporting titer must be within 30 days of the high proteinuria
 SUPPORTING_TITER_WITHIN_DAYS = 30
 
 

@@ -1,6 +1,6 @@
 """Rule `titer_rising`: the anti-PLA2R titer is climbing to a positive level.
 
-Definition (clinical-rules.md): the latest anti-PLA2R is >= 20 RU/mL, and >= 1.5x the lowest value
+Definition (docs/clinical-rules.md): the latest anti-PLA2R is >= 20 RU/mL, and >= 1.5x the lowest value
 of the preceding 12 months, and >= 10 RU/mL above it. The window must hold at least one earlier
 measurement (so the comparison spans two measurements). Severity warning. Resolves when a later
 value no longer meets the condition.
@@ -15,7 +15,7 @@ Interpretations:
   exactly 1.5x (e.g. 13.3 -> 19.95) counts.
 - "Rising" also needs the latest value to be no lower than the measurement before it: a titer that
   fell since (e.g. after re-treatment, 114.7 -> 41.8 RU/mL) is not rising any more, even while it
-  is still >= 1.5x the 12-month low (clinical-rules.md is silent; the rule's name and purpose).
+  is still >= 1.5x the 12-month low (docs/clinical-rules.md is silent; the rule's name and purpose).
 - Episode = date of the first value of the current run of values that each met the condition
   against their own window, so a still-rising titer keeps one alert and a new rise after the
   condition cleared is a new one.
@@ -36,15 +36,15 @@ RULE_ID = "titer_rising"
 REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, ch.3 "
              "(anti-PLA2R titer tracks disease activity); 2023 review of IMN treatment")
 
-# clinical-rules.md (KDIGO21: titer tracks activity): the latest must be positive, >= 20 RU/mL
+# docs/clinical-rules.md (KDIGO21: titer tracks activity): the latest must be positive, >= 20 RU/mL
 RISING_TITER_MIN_RU_ML = ANTI_PLA2R_POSITIVE_FROM_RU_ML
-# clinical-rules.md: >= 1.5x the lowest value of the preceding 12 months
+# docs/clinical-rules.md: >= 1.5x the lowest value of the preceding 12 months
 RISE_FACTOR = 1.5
 # values shown in messages and evidence stay on their side of these (monitor.display)
 DISPLAY_LIMITS = {"anti_pla2r_rise_ratio": (RISE_FACTOR,)}
-# clinical-rules.md: and >= 10 RU/mL higher (a doubling of a tiny titer is assay noise)
+# docs/clinical-rules.md: and >= 10 RU/mL higher (a doubling of a tiny titer is assay noise)
 RISE_MIN_RU_ML = 10.0
-# clinical-rules.md: preceding 12 months (titers are measured every 3-6 months, KDIGO21)
+# docs/clinical-rules.md: preceding 12 months (titers are measured every 3-6 months, KDIGO21)
 LOOKBACK_DAYS = 365
 _EPS = 1e-9  # float tolerance for the inclusive limits
 

@@ -681,7 +681,7 @@ GFR_FALL = ("egfr_decline", "critical", iso(90))
 class TestProteinuriaFallingWithKidneyFunction:
     """Proteinuria falling because the kidney is failing, not remitting: KDIGO 2021 ch.3 remission
     definitions (partial remission: proteinuria < 3.5 g/d and >= 50% below the peak, confirmed, *with a
-    stable serum creatinine*; complete remission with a normal one); clinical-rules.md ("with stable
+    stable serum creatinine*; complete remission with a normal one); docs/clinical-rules.md ("with stable
     eGFR"); Troyanov S et al., Kidney Int 2004;66:1199-205 (a partial remission matters because renal
     function is preserved); Fervenza NEJM 2019 / KDIGO21 (no immunological response at 6 months).
 

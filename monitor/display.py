@@ -65,16 +65,29 @@ def number(value: float, decimals: int, limits: Iterable[float] = ()) -> str:
     move it onto or across one of `limits` (99.95 with limit 100: "99.95", not "100")."""
     if not math.isfinite(value):
         return str(value)
-    bounds = tuple(limits)
-    for d in range(max(decimals, 0), max(decimals, 0) + _MAX_EXTRA_DECIMALS + 1):
+    decimals = max(decimals, 0)
+    # rounding to d decimals moves a value by at most half a unit of the last decimal, so only a
+    # limit that close can be reached or crossed: the usual case is decided without the loop (this
+    # runs for every value of every message, every night)
+    reach = _REACH[decimals] if decimals < len(_REACH) else 0.5 * 10.0 ** -decimals
+    near = [b for b in limits if -reach <= value - b <= reach]
+    if not near:
+        return _plain(value, decimals)  # "%.Nf" rounds exactly as round(value, N) does
+    bounds = tuple(near)
+    for d in range(decimals, decimals + _MAX_EXTRA_DECIMALS + 1):
         rounded = round(value, d)
         if all(_side(rounded, b) == _side(value, b) for b in bounds):
             return _plain(rounded, d)
     return f"{value:.12g}"  # within 1e-6 of a limit: every digit that matters
 
 
+_FIXED = tuple(f"%.{d}f" for d in range(16))
+# half a unit of the last decimal shown (and a hair more: a float at exactly half may round either way)
+_REACH = tuple(0.5 * 10.0 ** -d * (1 + 1e-9) for d in range(10))
+
+
 def _plain(value: float, decimals: int) -> str:
-    text = f"{value:.{decimals}f}"
+    text = _FIXED[decimals] % value if decimals < len(_FIXED) else f"{value:.{decimals}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text

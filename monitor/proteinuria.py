@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from functools import lru_cache
 from operator import attrgetter
 
 from monitor.analytes import normalise_unit
-from monitor.events import LabResult, construct_trusted
+from monitor.events import LabResult
 
 # KDIGO 2012/2021 pair 30 mg/mmol with 0.3 g/g and 350 mg/mmol with 3.5 g/g: mg/mmol / 100 ~ g/d
 KDIGO_MG_PER_MMOL_PER_G_PER_DAY = 100.0
@@ -36,14 +37,23 @@ _MOLAR_UNITS_TO_MG_PER_MMOL = {"mg/mmol": 1.0, "g/mmol": 1000.0}
 ESTIMATE_UNIT = "g/d"
 _DIGITS = 6  # as events.py rounds a converted value: no float noise in 0.35 g/mmol -> 3.5 g/d
 _effective_at = attrgetter("effective_at")
+_new = object.__new__
+_set = object.__setattr__
+_CHANGED = frozenset({"value", "unit"})
 _instant_and_analyte = attrgetter("effective_at", "analyte")
+
+
+@lru_cache(maxsize=256)
+def _to_mg_per_mmol(reported_unit: str) -> float | None:
+    # a lab's few spellings, normalised once each (normalise_unit was most of a cold assess())
+    return _MOLAR_UNITS_TO_MG_PER_MMOL.get(normalise_unit(reported_unit))
 
 
 def molar_ratio(r: LabResult) -> float | None:
     """The reported UPCR in mg/mmol, when the lab reported a molar ratio; else None."""
     if r.analyte != "upcr" or r.reported_value is None or r.reported_unit is None:
         return None
-    factor = _MOLAR_UNITS_TO_MG_PER_MMOL.get(normalise_unit(r.reported_unit))
+    factor = _to_mg_per_mmol(r.reported_unit)
     return None if factor is None else r.reported_value * factor
 
 
@@ -55,20 +65,21 @@ def estimate(r: LabResult) -> LabResult:
     if mg_per_mmol is None:
         return r
     value = round(mg_per_mmol / KDIGO_MG_PER_MMOL_PER_G_PER_DAY, _DIGITS)
-    derived = construct_trusted(LabResult, {**_fields(r), "value": value, "unit": ESTIMATE_UNIT})
-    # the stored result's identity (evidence traces to it); computed from the stored value, since a
-    # hash identity covers the value and the estimate's value differs
-    derived.__dict__["identity"] = r.identity
+    # built as construct_trusted builds events (no validation: every field is the stored result's,
+    # already validated), copying the stored result's memos: its identity (evidence traces to it;
+    # a hash identity covers the value, so it must not be recomputed from the estimate) and its date.
+    # One per mg/mmol UPCR of every timeline: the field-by-field path was most of a cold assess().
+    derived = _new(LabResult)
+    _set(derived, "__dict__", {**r.__dict__, "value": value, "unit": ESTIMATE_UNIT, "identity": r.identity})
+    _set(derived, "__pydantic_fields_set__", r.__pydantic_fields_set__ | _CHANGED)
+    _set(derived, "__pydantic_extra__", None)
+    _set(derived, "__pydantic_private__", None)
     return derived
 
 
 def is_estimate(r: LabResult) -> bool:
     """An element of the series that is a KDIGO estimate of a mg/mmol UPCR (see `estimate`)."""
     return r.analyte == "upcr" and r.unit == ESTIMATE_UNIT
-
-
-def _fields(r: LabResult) -> dict[str, object]:
-    return {name: r.__dict__[name] for name in LabResult.model_fields}
 
 
 def proteinuria_series(collections: Sequence[LabResult], upcr: Sequence[LabResult]) -> tuple[LabResult, ...]:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
-from monitor.analytes import ANALYTES
+from monitor.analytes import ANALYTES, normalise_unit
 from monitor.events import LabResult
 from monitor.proteinuria import is_estimate
 
@@ -132,6 +132,13 @@ def value_text(value: float, name: str | None, unit: str | None = None, limits: 
     return number(value, decimals_for(name, unit), (*limits, *decision_limits(name)))
 
 
+@cache
+def _converted(reported_unit: str, unit: str | None) -> bool:
+    """The reported unit is another unit, not another spelling of the same one ("\u00b5mol/L" is
+    stored as umol/L with the lab's spelling kept): only then is the reported value worth showing."""
+    return normalise_unit(reported_unit) != normalise_unit(unit or "")
+
+
 def _reported(r: LabResult) -> str:
     # the value as the lab reported it: its own number, as sent
     return f"{r.reported_value:g} {unit_label(r.reported_unit)}"
@@ -147,7 +154,7 @@ def lab_text(r: LabResult, limits: Iterable[float] = ()) -> str:
         estimate = number(r.value, decimals_for("proteinuria_24h"), (*bounds, *decision_limits("upcr")))
         return f"{comparator}{_reported(r)} ({APPROX} {comparator}{estimate} g/d)"
     text = f"{comparator}{value_text(r.value, r.analyte, r.unit, bounds)} {unit_label(r.unit)}"
-    if r.reported_value is not None and r.reported_unit is not None:
+    if r.reported_value is not None and r.reported_unit is not None and _converted(r.reported_unit, r.unit):
         text += f" ({_reported(r)})"
     equation = ANALYTES[r.analyte].equation if r.analyte in ANALYTES else None
     if equation is not None and r.analyte != "egfr":
@@ -190,7 +197,9 @@ def evidence_unit(e: Mapping[str, Any]) -> str:
     reported = e.get("reported")
     if e.get("analyte") == "upcr" and e.get("unit") == "g/d" and reported:
         return f"{unit} ({APPROX}, from {reported})"
-    return f"{unit} ({reported})" if reported else unit
+    if reported and _converted(str(reported).partition(" ")[2], e.get("unit")):
+        return f"{unit} ({reported})"
+    return unit
 
 
 def latest_text(key: str, item: Mapping[str, Any]) -> str:
@@ -201,7 +210,7 @@ def latest_text(key: str, item: Mapping[str, Any]) -> str:
     comparator = item.get("comparator") or ""
     text = f"{comparator}{value_text(float(value), key, item.get('unit'))} {unit_label(item.get('unit'))}"
     rv, ru = item.get("reported_value"), item.get("reported_unit")
-    if rv is not None and ru:
+    if rv is not None and ru and _converted(ru, item.get("unit")):
         text += f" ({rv:g} {unit_label(ru)})"
     if item.get("estimate_g_per_day") is not None:
         estimate = number(float(item["estimate_g_per_day"]), decimals_for("proteinuria_24h"),

@@ -131,3 +131,12 @@ def test_latest_text() -> None:
     assert latest_text("serum_creatinine", {"value": 80.4622, "unit": "umol/L"}) == "80 \u00b5mol/L"
     assert latest_text("upcr", {"value": 1.24644, "unit": "g/g"}) == "1.25 g/g"
     assert latest_text("anti_pla2r", {"value": 2.0, "unit": "RU/mL", "comparator": "<"}) == "<2 RU/mL"
+
+
+def test_another_spelling_of_the_same_unit_is_not_shown_as_a_conversion() -> None:
+    r = lab(PID, "serum_creatinine", 101, "\u00b5mol/L", 0)  # stored as umol/L, the lab's spelling kept
+    assert r.reported_unit == "\u00b5mol/L" and lab_text(r) == "101 \u00b5mol/L"
+    assert evidence_unit({"analyte": "serum_creatinine", "value": 101.0, "unit": "umol/L",
+                          "reported": "101 \u00b5mol/L"}) == "\u00b5mol/L"
+    assert latest_text("serum_creatinine", {"value": 101.0, "unit": "umol/L", "reported_value": 101,
+                                            "reported_unit": "\u00b5mol/L"}) == "101 \u00b5mol/L"

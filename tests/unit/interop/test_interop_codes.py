@@ -13,6 +13,7 @@ from monitor.interop import CodeMap, CodeMapError, parse_payload
 from monitor.interop.fhir import parse_fhir
 from monitor.interop.hl7v2 import parse_hl7v2
 from monitor.interop.ndjson import parse_ndjson
+from tests.unit.interop._context import CONTEXT
 
 HEAD = [
     r"MSH|^~\&|CENTRAL-LIS|UNIV-HOSP|IMN|NEPH|20250110143000+0100||ORU^R01^ORU_R01|CL9|P|2.5.1",
@@ -99,7 +100,8 @@ def test_cd19_percentage_is_quarantined_in_fhir_and_ndjson() -> None:
     assert _labs(ndjson) == [] and ndjson.rejected[0].field == "analyte"
     assert ndjson.rejected[0].reason.startswith(CD19_PERCENT)
     # detected payloads take the same path
-    assert parse_payload(_fhir("8117-4", 0.4, "%")).rejected[0].reason.startswith(CD19_PERCENT)
+    detected = parse_payload(_fhir("8117-4", 0.4, "%"), context=CONTEXT)
+    assert detected.rejected[0].reason.startswith(CD19_PERCENT)
 
 
 def test_a_code_map_cannot_target_the_cd19_percentage() -> None:

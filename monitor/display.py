@@ -45,6 +45,7 @@ def unit_label(unit: str | None) -> str:
     return UNIT_LABELS.get(unit or "", unit or "")
 
 
+@cache  # a handful of (name, unit) pairs, asked for every value of every message
 def decimals_for(name: str | None, unit: str | None = None) -> int:
     """The decimals a value of this analyte (or derived quantity, by its unit) is shown with."""
     spec = ANALYTES.get(name or "")
@@ -121,6 +122,7 @@ def _registry() -> dict[str, frozenset[float]]:
     return {k: frozenset(v) for k, v in limits.items()}
 
 
+@cache
 def decision_limits(name: str | None) -> frozenset[float]:
     """The thresholds the monitor judges this analyte (or derived quantity) against anywhere."""
     return _registry().get(name or "", frozenset())

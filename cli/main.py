@@ -92,6 +92,10 @@ def ingest(
             raise UserError(f"no such file: {p}")
         else:
             payloads.append((p.read_bytes(), p.name))
+        if not payloads[-1][0].strip():
+            # nothing to store or quarantine (as the HTTP API answers 400 "empty body"); this said
+            # "unknown format 'auto'" before (issue 12)
+            raise UserError(f"empty file: {p}" if str(p) != "-" else "empty file: nothing on standard input")
     rt = _runtime()
     accepted = []
     for data, name in payloads:

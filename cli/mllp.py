@@ -13,7 +13,6 @@ import asyncio
 import logging
 from datetime import datetime, timezone
 
-from monitor.interop import parse_payload
 from monitor.interop.base import MessageAck
 from monitor.interop.hl7v2 import ack_for, build_ack
 from tasks.runtime import Runtime
@@ -40,19 +39,20 @@ def _control_id(text: str) -> str:
 def handle_frame(rt: Runtime, frame: bytes, peer: str) -> str:
     """Store, acknowledge and hand on one framed message; returns the ACK text."""
     from tasks import jobs
-    from tasks.ingest import accept
+    from tasks.ingest import accept, parse_received
 
     text = frame.decode("utf-8", errors="replace")
     if not text.lstrip().startswith("MSH"):
         return build_ack("", "AR", "not an HL7 v2 message: a frame must start with an MSH segment",
                          timestamp=_hl7_now(), error_code="100")
+    received_at = datetime.now(timezone.utc)
     try:
         stored = accept(rt, frame, "hl7v2", f"mllp:{peer}")
     except Exception as exc:  # noqa: BLE001 - the sender must resend: say so, never claim acceptance
         log.error("could not store a message from %s: %s", peer, type(exc).__name__)
         return build_ack(_control_id(text), "AE", "message not stored (storage unavailable); please resend",
                          timestamp=_hl7_now())
-    result = parse_payload(frame, "hl7v2", code_map=rt.code_map)
+    result = parse_received(rt, frame, "hl7v2", received_at)
     ack = result.acks[0] if result.acks else MessageAck(
         _control_id(text), "AR", result.rejected[0].reason if result.rejected else "no message found", "2.5.1")
     ids = [a.inbox_id for a in stored]

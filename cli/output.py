@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor.assess import Assessment
+from monitor.display import evidence_number, evidence_unit, immunological_text, latest_text, value_text
 from monitor.timeline import Timeline
 
 console = Console(highlight=False)
@@ -81,12 +82,13 @@ def print_alerts(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 
 def evidence_lines(evidence: list[dict[str, Any]]) -> list[str]:
+    """Evidence items as text, values through monitor.display (the lab's precision, the reported value
+    beside a converted one); --json keeps every value at full precision."""
     lines = []
     for e in evidence:
         name = e.get("analyte") or e.get("medication") or e.get("derived")
-        value = "" if e.get("value") is None else f"{e['value']:g}" if isinstance(e["value"], float) else str(e["value"])
-        unit = e.get("unit") or ""
-        extra = "; ".join(x for x in (e.get("reported") and f"reported {e['reported']}", e.get("note")) if x)
+        value, unit = evidence_number(e), evidence_unit(e)
+        extra = e.get("note")
         lines.append(f"{str(e.get('effective_at'))[:10]}  {name} {value} {unit}".rstrip()
                      + (f"  ({extra})" if extra else ""))
     return lines
@@ -126,16 +128,18 @@ def print_patient(stored: dict[str, Any], assessment: Assessment, timeline: Time
     rem = summary["remission"]
     risk = summary["risk"]
     console.print(f"[bold]patient {assessment.patient_id}[/] as of {assessment.as_of}")
+    peak = rem["episode_peak_g_per_day"]
     console.print(f"remission: {rem['state']} since {rem['since']} (episode from {rem['episode_start']}, "
-                  f"peak {rem['episode_peak_g_per_day']} g/d)")
+                  f"peak {value_text(peak, 'proteinuria_24h') if peak is not None else '-'} g/d)")
     console.print(f"risk: {risk['category']}" + (" — very high immunological activity" if risk["very_high_activity"] else "")
                   + (f" ({'; '.join(risk['reasons'])})" if risk["reasons"] else ""))
+    console.print(f"immunological state: {immunological_text(summary.get('immunological_state'))}")
     console.print(f"active therapies: {', '.join(summary['active_therapies']) or 'none'}")
     t = Table(title="latest results")
-    for col in ("analyte", "value", "unit", "date"):
+    for col in ("analyte", "value", "date"):
         t.add_column(col)
     for k, v in summary["latest"].items():
-        t.add_row(k, f"{v['value']:g}", v["unit"], v["effective_at"][:10])
+        t.add_row(k, latest_text(k, v), v["effective_at"][:10])
     console.print(t)
     if stored.get("open_alerts"):
         console.print("[bold]open alerts[/]")

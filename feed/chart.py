@@ -13,11 +13,17 @@ state shared between threads). Panels, top to bottom:
 
 Alerts are vertical markers at their raise time labelled with the rule id (critical red, warning
 orange, info grey; resolved ones dotted).
+
+Layout, top to bottom: the title, then the legend in a band of its own (as many rows as its entries
+need), then the panels; the figure grows by the legend's rows, so the two never overlap however
+many series, therapies and alert kinds a patient has. Reference lines and their labels use the
+monitor's own thresholds and its display formatting (monitor.display).
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta, UTC
 from typing import Any
@@ -30,13 +36,21 @@ from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from monitor.display import value_text
 from monitor.events import LabResult, MedicationEvent
+from monitor.remission import NEPHROTIC_G_PER_DAY
+from monitor.rules.albumin_low_thrombosis import ALBUMIN_WARNING_BELOW_G_L
 from monitor.therapy import anti_cd20_courses
 from monitor.timeline import Timeline
+from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML, ANTI_PLA2R_POSITIVE_FROM_RU_ML
 
-PLA2R_THRESHOLDS = (14.0, 20.0)  # RU/mL: KDIGO 2021, negative < 14, positive >= 20 (Euroimmun ELISA)
-NEPHROTIC_G_PER_DAY = 3.5
-ALBUMIN_LOW_G_PER_L = 25.0  # clinical-rules.md: thrombosis risk below 25 g/L
+# the monitor's own thresholds (each lives once, with its source, where the rules read it)
+# negative < 14, positive >= 20 RU/mL
+PLA2R_THRESHOLDS = (ANTI_PLA2R_NEGATIVE_BELOW_RU_ML, ANTI_PLA2R_POSITIVE_FROM_RU_ML)
+ALBUMIN_LOW_G_PER_L = ALBUMIN_WARNING_BELOW_G_L  # thrombosis prophylaxis considered below 25 g/L
+TITLE_BAND_IN = 0.5  # inches above the legend for the title
+LEGEND_ROW_IN = 0.2  # inches per legend row at fontsize 8 (about 0.17 drawn)
+LEGEND_COLUMNS = 5  # entries per legend row: the longest labels fit a fifth of 1100 px
 
 THERAPY_ROWS: tuple[tuple[str, frozenset[str], str], ...] = (
     ("anti-CD20", frozenset(), "#7b3fa0"),  # from anti_cd20_courses
@@ -108,6 +122,15 @@ def _xy(series: Iterable[LabResult]) -> tuple[list[datetime], list[float]]:
 def render_chart(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
                  width_px: int = 1100, dpi: int = 100) -> bytes:
     """The patient's chart as PNG bytes (see the module docstring)."""
+    fig = chart_figure(timeline, alerts, as_of, width_px, dpi)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def chart_figure(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
+                 width_px: int = 1100, dpi: int = 100) -> Figure:
+    """The patient's chart as a matplotlib Figure (render_chart saves it as PNG)."""
     tl = timeline.until(as_of)
     spans = therapy_spans(tl, as_of)
     pla2r = _xy(tl.series("anti_pla2r"))
@@ -129,7 +152,14 @@ def render_chart(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
 
     second = bool(alb[0] or csa[0] or tac[0])
     rows = [0.22 + 0.13 * max(len(spans), 1), 3.0] + ([1.8] if second else [])
-    height_in = 1.1 + sum(rows) * 1.25
+    # the legend's entries are known before drawing: the series present, the therapy rows, the
+    # severities of the alerts shown; the band above the panels is sized for them
+    shown_series = (pla2r, prot, *((alb, csa, tac) if second else ()))
+    severities = {a.get("severity") for _, a in marks} & set(SEVERITY_COLOURS)
+    n_legend = sum(bool(s[0]) for s in shown_series) + len(spans) + len(severities)
+    legend_in = LEGEND_ROW_IN * math.ceil(n_legend / LEGEND_COLUMNS) if n_legend else 0.0
+    top_in = TITLE_BAND_IN + legend_in + 0.35  # title, legend, and the therapy strip's own label
+    height_in = top_in + 0.45 + sum(rows) * 1.25
     fig = Figure(figsize=(width_px / dpi, height_in), dpi=dpi)
     gs = fig.add_gridspec(len(rows), 1, height_ratios=rows, hspace=0.12)
     ax_t = fig.add_subplot(gs[0])
@@ -138,7 +168,7 @@ def render_chart(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
     data_axes = [ax1] + ([ax2] if ax2 is not None else [])
 
     title = f"Patient {timeline.patient_id} — as of {as_of.isoformat()}"
-    fig.suptitle(title, x=0.01, ha="left", fontsize=13, fontweight="bold")
+    fig.suptitle(title, x=0.01, y=1 - 0.12 / height_in, ha="left", va="top", fontsize=13, fontweight="bold")
 
     # --- therapy strip (Gantt rows) and light shading behind the data panels
     colours = {label: c for label, _, c in THERAPY_ROWS}
@@ -175,10 +205,11 @@ def render_chart(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
         else:
             ax1.plot(pla2r[0], pla2r[1], "o-", color=C_PLA2R, lw=2, ms=5, label="anti-PLA2R")
             ax1.set_ylim(0, max(hi, PLA2R_THRESHOLDS[1]) * 1.2)
-        for thr, style in zip(PLA2R_THRESHOLDS, (":", "--")):
+        # 14 below its line and 20 above its line: close together on a log axis, they no longer overlap
+        for thr, style, side in zip(PLA2R_THRESHOLDS, (":", "--"), ("top", "bottom")):
             ax1.axhline(thr, color=C_PLA2R, ls=style, lw=0.9, alpha=0.55)
-            ax1.annotate(f"{thr:g} RU/mL", (0.002, thr), xycoords=("axes fraction", "data"), fontsize=7,
-                         color=C_PLA2R, alpha=0.8, va="bottom")
+            ax1.annotate(f"{value_text(thr, 'anti_pla2r')} RU/mL", (0.002, thr),
+                         xycoords=("axes fraction", "data"), fontsize=7, color=C_PLA2R, alpha=0.8, va=side)
     else:
         ax1.set_yticks([])
     axp = ax1.twinx()
@@ -190,8 +221,8 @@ def render_chart(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
     else:
         axp.set_ylim(0, NEPHROTIC_G_PER_DAY * 1.5)
     axp.axhline(NEPHROTIC_G_PER_DAY, color=C_PROT, ls="--", lw=0.9, alpha=0.6)
-    axp.annotate("3.5 g/d", (0.998, NEPHROTIC_G_PER_DAY), xycoords=("axes fraction", "data"), fontsize=7,
-                 color=C_PROT, ha="right", va="bottom")
+    axp.annotate(f"{value_text(NEPHROTIC_G_PER_DAY, 'proteinuria_24h')} g/d", (0.998, NEPHROTIC_G_PER_DAY),
+                 xycoords=("axes fraction", "data"), fontsize=7, color=C_PROT, ha="right", va="bottom")
     if not pla2r[0] and not prot[0]:
         ax1.text(0.5, 0.5, "no anti-PLA2R or proteinuria results", transform=ax1.transAxes, ha="center",
                  color="#777")
@@ -253,10 +284,10 @@ def render_chart(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
     legend += [Patch(color=c, label=f"{sev} alert") for sev, c in SEVERITY_COLOURS.items()
                if any(a.get("severity") == sev for _, a in marks)]
     if legend:
-        fig.legend(handles=legend, loc="upper right", ncol=min(len(legend), 6), fontsize=8, frameon=False,
-                   bbox_to_anchor=(0.99, 1.0 - 0.05 / height_in))
+        # its own band under the title, left-aligned with it
+        fig.legend(handles=legend, loc="upper left", ncol=min(len(legend), LEGEND_COLUMNS), fontsize=8,
+                   frameon=False, bbox_to_anchor=(0.005, 1 - TITLE_BAND_IN / height_in), borderaxespad=0.0,
+                   columnspacing=1.6, handlelength=2.2)
 
-    fig.subplots_adjust(left=0.12, right=0.93, top=1 - 0.95 / height_in, bottom=0.45 / height_in)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+    fig.subplots_adjust(left=0.12, right=0.93, top=1 - top_in / height_in, bottom=0.45 / height_in)
+    return fig

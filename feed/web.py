@@ -33,6 +33,7 @@ from fastapi.templating import Jinja2Templates
 
 from feed.auth import ADMIN, CLINICIAN, bearer
 from feed.schemas import Id
+from monitor.display import evidence_number, evidence_unit, immunological_text, latest_text, value_text
 from storage import api_keys, views
 from storage import repository as repo
 from storage.api_keys import ApiKey
@@ -42,6 +43,15 @@ COOKIE = "imn_session"
 UI_ROLES = frozenset({CLINICIAN, ADMIN})
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+# values on the page go through the one formatting helper (monitor.display): the lab's precision,
+# never on the other side of a threshold, the reported value beside a converted one
+templates.env.filters.update({
+    "latest_text": lambda item, key: latest_text(key, item),
+    "immunological_text": immunological_text,
+    "evidence_number": evidence_number,
+    "evidence_unit": evidence_unit,
+    "g_per_day": lambda value: value_text(float(value), "proteinuria_24h") if value is not None else "—",
+})
 router = APIRouter(include_in_schema=False)
 
 

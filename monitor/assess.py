@@ -10,15 +10,19 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from monitor.analytes import ANALYTES
+from monitor.display import immunological_text, latest_text
 from monitor.egfr import egfr_series
 from monitor.events import LabResult
 from monitor.findings import SEVERITY_RANK, Finding
+from monitor.proteinuria import estimate, molar_ratio
 from monitor.remission import RemissionHistory, remission_history
 from monitor.risk import RiskAssessment, risk_category
 from monitor.rules import RULES
 from monitor.rules.base import RuleContext
 from monitor.therapy import AntiCD20Course, active_therapies, anti_cd20_courses
 from monitor.timeline import Timeline
+from monitor.trends import ImmunologicalState, immunological_state
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,11 @@ class Assessment:
     courses: tuple[AntiCD20Course, ...]
     latest: dict[str, LabResult]
     findings: tuple[Finding, ...]
+    immunological: ImmunologicalState | None = None  # the latest anti-PLA2R's state, with its date
 
     def summary(self) -> dict[str, Any]:
-        """A JSON-ready summary (values in canonical units)."""
+        """A JSON-ready summary: values in canonical units at full precision, each with `display`, the
+        text people are shown (monitor.display: the lab's precision, the reported value and unit)."""
         r = self.remission
         return {
             "patient_id": self.patient_id,
@@ -51,15 +57,39 @@ class Assessment:
                  "last_dose": c.last_dose.isoformat(), "doses": len(c.doses)}
                 for c in self.courses
             ],
-            "latest": {
-                k: {"value": v.value, "unit": v.unit, "effective_at": v.effective_at.isoformat()}
-                for k, v in sorted(self.latest.items())
-            },
+            "latest": {k: _latest_item(k, v) for k, v in sorted(self.latest.items())},
+            "immunological_state": _immunological_item(self.immunological),
             "findings": [
                 {"fingerprint": f.fingerprint, "rule": f.rule, "severity": f.severity, "message": f.message}
                 for f in self.findings
             ],
         }
+
+
+def _latest_item(key: str, r: LabResult) -> dict[str, Any]:
+    item: dict[str, Any] = {"value": r.value, "unit": r.unit, "effective_at": r.effective_at.isoformat()}
+    if r.comparator is not None:
+        item["comparator"] = r.comparator
+    if r.reported_value is not None and r.reported_unit is not None:
+        item["reported_value"], item["reported_unit"] = r.reported_value, r.reported_unit
+    equation = ANALYTES[r.analyte].equation
+    if equation is not None:
+        item["equation"] = equation  # the eGFR's equation (the series holds one: monitor.egfr)
+        if r.analyte != key:
+            item["analyte"] = r.analyte  # a reported eGFR of another equation than CKD-EPI 2021
+    mg_per_mmol = molar_ratio(r)
+    if mg_per_mmol is not None:
+        item["estimate_g_per_day"] = estimate(r).value  # how the rules read it (monitor.proteinuria)
+    item["display"] = latest_text(key, item)
+    return item
+
+
+def _immunological_item(state: ImmunologicalState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    item = state.as_dict()
+    item["display"] = immunological_text(item)
+    return item
 
 
 def assess(timeline: Timeline, as_of: date) -> Assessment:
@@ -86,4 +116,5 @@ def assess(timeline: Timeline, as_of: date) -> Assessment:
         courses=courses,
         latest=latest,
         findings=tuple(findings),
+        immunological=immunological_state(known.series("anti_pla2r")),
     )

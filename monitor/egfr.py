@@ -1,6 +1,7 @@
-"""eGFR by the race-free CKD-EPI 2021 creatinine equation when the lab did not report one.
+"""The eGFR series the rules read: one equation's values, CKD-EPI 2021 computed from creatinine where
+the lab reported none.
 
-Inker LA et al. NEJM 2021;385:1737-49 (clinical-rules.md, "CKD-EPI 2021"):
+Inker LA et al. NEJM 2021;385:1737-49 (docs/clinical-rules.md, "CKD-EPI 2021"):
 eGFR = 142 x min(Scr/k, 1)^a x max(Scr/k, 1)^-1.200 x 0.9938^age x 1.012 [female],
 Scr in mg/dL, k = 0.7 (female) / 0.9 (male), a = -0.241 (female) / -0.302 (male).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from monitor.analytes import ANALYTES, CREATININE_MG_DL_TO_UMOL_L
+from monitor.analytes import ANALYTES, CREATININE_MG_DL_TO_UMOL_L, EGFR_ANALYTES
 from monitor.events import LabResult, construct_trusted
 from monitor.timeline import Timeline
 
@@ -51,7 +52,29 @@ def egfr_series(timeline: Timeline) -> tuple[LabResult, ...]:
 
 
 def _egfr_series(timeline: Timeline) -> tuple[LabResult, ...]:
-    """Reported eGFR values, plus CKD-EPI 2021 from creatinine on days with no reported eGFR.
+    """The eGFR values of one equation (docs/clinical-rules.md, "eGFR equations").
+
+    Values of two equations are never compared (a baseline of MDRD values against a CKD-EPI value
+    would show a decline or a rise that is only the change of equation), so the series holds one:
+    - CKD-EPI 2021, the monitor's own: the reported 2021 values (98979-8), and the value computed from
+      each creatinine on a day without one (_ckd_epi_2021_series); or
+    - another equation the lab reported (CKD-EPI 2009, MDRD, with or without a race coefficient),
+      when its latest value is later than the latest CKD-EPI 2021 one: a lab that reports only
+      another equation and no creatinine (or a patient without birth date or sex) still has a series.
+    The equation of the latest value wins; on the same day CKD-EPI 2021 first, then EGFR_ANALYTES'
+    order. So where creatinine is present, its CKD-EPI 2021 value is used.
+    """
+    ckd_epi_2021 = _ckd_epi_2021_series(timeline)
+    others = [s for key in EGFR_ANALYTES[1:] if (s := timeline.series(key))]
+    if not others:
+        return ckd_epi_2021  # the usual case: no other equation reported
+    candidates = ([ckd_epi_2021] if ckd_epi_2021 else []) + others
+    # the latest day wins; max() keeps the first of equal days, i.e. the preferred equation
+    return max(candidates, key=lambda s: s[-1].effective_date)
+
+
+def _ckd_epi_2021_series(timeline: Timeline) -> tuple[LabResult, ...]:
+    """Reported CKD-EPI 2021 eGFR values, plus CKD-EPI 2021 from creatinine on days with none.
 
     Needs birth date and sex (male/female); without them only reported values are returned.
     A computed value carries source 'ckd-epi-2021' and the creatinine's identity as source_id.

@@ -11,25 +11,38 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime
 from typing import Annotated, Any, Callable, Generic, Literal, Self, TypeVar, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from monitor.analytes import ANALYTES, FieldError, analyte as lookup_analyte
+from monitor.validation import (
+    ValidationContext,
+    check_day,
+    check_time,
+    context_of,
+    in_zone,
+    planned_end_limit,
+    strict_date,
+    strict_datetime,
+    strict_number,
+)
 
 ResultStatus = Literal["final", "preliminary", "corrected", "entered-in-error"]
 # how one identity's versions are ordered: a retraction beats a correction beats a final result
 STATUS_RANK: dict[str, int] = {"preliminary": 0, "final": 1, "corrected": 2, "entered-in-error": 3}
-# statuses whose values the rules may read (clinical-rules.md: final/corrected only)
+# statuses whose values the rules may read (docs/clinical-rules.md: final/corrected only)
 USABLE_STATUSES = frozenset({"final", "corrected"})
 _STATUS_ALIASES = {"amended": "corrected", "cancelled": "entered-in-error", "registered": "preliminary"}
 
@@ -75,11 +88,10 @@ Comparator = Literal["<", "<=", ">", ">="]
 
 PatientId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
 SourceText = Annotated[str, Field(min_length=1, max_length=200)]
-
-
-def _as_aware(value: datetime) -> datetime:
-    # a naive time from a feed is taken as UTC; parsers that know the lab's zone attach it first
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+# strict input types (monitor.validation): a boolean is no number, a number is no date
+Number = Annotated[float, BeforeValidator(strict_number)]
+Day = Annotated[date, BeforeValidator(strict_date)]
+When = Annotated[datetime, BeforeValidator(strict_datetime)]
 
 
 _T = TypeVar("_T")
@@ -156,11 +168,18 @@ def _digest(payload: dict[str, Any]) -> str:
 
 class Patient(_EventBase):
     type: Literal["patient"] = "patient"
-    birth_date: date | None = None
+    birth_date: Day | None = None
     sex: Literal["male", "female", "other", "unknown"] | None = None
-    weight_kg: Annotated[float, Field(gt=0, le=400)] | None = None
-    height_cm: Annotated[float, Field(gt=30, le=260)] | None = None
+    weight_kg: Annotated[Number, Field(gt=0, le=400)] | None = None
+    height_cm: Annotated[Number, Field(gt=30, le=260)] | None = None
     status: Literal["final"] = "final"
+
+    @model_validator(mode="after")
+    def _born_in_the_past(self, info: ValidationInfo) -> "Patient":
+        ctx = context_of(info)
+        check_day("birth_date", self.birth_date, ctx, latest=ctx.received_day if ctx else None,
+                  why="a birth date cannot lie in the future")
+        return self
 
     def _identity_payload(self) -> dict[str, Any]:
         return {"patient_id": self.patient_id}
@@ -174,13 +193,13 @@ class Patient(_EventBase):
 class LabResult(_EventBase):
     type: Literal["lab"] = "lab"
     analyte: str
-    value: float
+    value: Number
     unit: str
-    effective_at: datetime
+    effective_at: When
     comparator: Comparator | None = None
     status: ResultStatus = "final"
-    recorded_at: datetime | None = None
-    reported_value: float | None = None
+    recorded_at: When | None = None
+    reported_value: Number | None = None
     reported_unit: str | None = None
 
     @field_validator("status", mode="before")
@@ -193,19 +212,10 @@ class LabResult(_EventBase):
     def _analyte_key(cls, v: Any) -> Any:
         return lookup_analyte(v).key if isinstance(v, str) else v
 
-    @field_validator("effective_at", mode="before")
-    @classmethod
-    def _date_is_midnight(cls, v: Any) -> Any:
-        if isinstance(v, str) and len(v.strip()) == 10:
-            v = date.fromisoformat(v.strip())
-        if isinstance(v, date) and not isinstance(v, datetime):
-            return datetime.combine(v, time(), tzinfo=timezone.utc)
-        return v
-
     @field_validator("effective_at", "recorded_at")
     @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        return _as_aware(v) if v is not None else None
+    def _aware(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        return in_zone(v, info) if v is not None else None
 
     @field_validator("value")
     @classmethod
@@ -226,6 +236,13 @@ class LabResult(_EventBase):
         spec.check_plausible(self.value)
         return self
 
+    @model_validator(mode="after")
+    def _plausible_times(self, info: ValidationInfo) -> "LabResult":
+        ctx = context_of(info)
+        check_time("effective_at", self.effective_at, ctx)
+        check_time("recorded_at", self.recorded_at, ctx)
+        return self
+
     @memoised
     def effective_date(self) -> date:
         return self.effective_at.date()
@@ -238,14 +255,14 @@ class LabResult(_EventBase):
 class MedicationEvent(_EventBase):
     type: Literal["medication"] = "medication"
     drug: Drug
-    dose: Annotated[float, Field(ge=0, le=100_000)] | None = None
+    dose: Annotated[Number, Field(ge=0, le=100_000)] | None = None
     unit: str | None = None
     route: Annotated[str, Field(max_length=20)] | None = None
     frequency: Frequency = "once"
-    start: date
-    end: date | None = None
+    start: Day
+    end: Day | None = None
     status: ResultStatus = "final"
-    recorded_at: datetime | None = None
+    recorded_at: When | None = None
 
     @field_validator("status", mode="before")
     @classmethod
@@ -265,7 +282,9 @@ class MedicationEvent(_EventBase):
     def _dose_unit(cls, v: Any) -> Any:
         if v is None:
             return v
-        u = str(v).strip().lower().replace(" ", "").replace("\u00b5g", "ug").replace("m^2", "m2").replace("m\u00b2", "m2")
+        if not isinstance(v, str):
+            raise ValueError("a dose unit must be text (mg, g, mg/kg, mg/m2, ...)")
+        u = v.strip().lower().replace(" ", "").replace("\u00b5g", "ug").replace("m^2", "m2").replace("m\u00b2", "m2")
         if u not in DOSE_UNITS_TO_MG and u not in RELATIVE_DOSE_UNITS and u not in OTHER_DOSE_UNITS:
             accepted = sorted(set(DOSE_UNITS_TO_MG) | RELATIVE_DOSE_UNITS | OTHER_DOSE_UNITS)
             raise ValueError(f"dose unit {v!r} is not accepted (accepted: {', '.join(accepted)})")
@@ -273,15 +292,20 @@ class MedicationEvent(_EventBase):
 
     @field_validator("recorded_at")
     @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        return _as_aware(v) if v is not None else None
+    def _aware(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        return in_zone(v, info) if v is not None else None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "MedicationEvent":
+    def _consistent(self, info: ValidationInfo) -> "MedicationEvent":
         if self.end is not None and self.end < self.start:
             raise FieldError(f"end {self.end} is before start {self.start}", "end")
         if self.dose is not None and self.unit is None:
             raise FieldError("a dose needs its unit (mg, g, mg/kg, mg/m2, ...)", "unit")
+        ctx = context_of(info)
+        check_day("start", self.start, ctx, why="a course or administration cannot start in the future")
+        check_day("end", self.end, ctx, latest=planned_end_limit(ctx) if ctx else None,
+                  why="too far ahead for a planned end: leave `end` out for a course that goes on")
+        check_time("recorded_at", self.recorded_at, ctx)
         return self
 
     @property
@@ -355,14 +379,18 @@ def problems_of(exc: ValidationError, raw: Any = None) -> list[Problem]:
     return problems
 
 
-def parse_event(raw: Any) -> Patient | LabResult | MedicationEvent:
-    """Validate one decoded object into an event, or raise InvalidEvent with every problem."""
+def parse_event(raw: Any, context: ValidationContext | None = None) -> Patient | LabResult | MedicationEvent:
+    """Validate one decoded object into an event, or raise InvalidEvent with every problem.
+
+    `context` (monitor.validation) says when the payload was received and the zone of times written
+    without an offset. Ingestion always passes it; without it (tests, already-stored data) times
+    without an offset are UTC and only the fixed lower bound of clinical dates applies."""
     if not isinstance(raw, dict):
         raise InvalidEvent([Problem("(line)", _short(raw), "expected a JSON object")])
     if raw.get("type") not in ("patient", "lab", "medication"):
         raise InvalidEvent([Problem("type", _short(raw.get("type")), "must be one of patient, lab, medication")])
     try:
-        return EVENT_ADAPTER.validate_python(raw)
+        return EVENT_ADAPTER.validate_python(raw, context=context)
     except ValidationError as exc:
         raise InvalidEvent(problems_of(exc, raw)) from None
 

@@ -1,4 +1,4 @@
-"""Remission state machine over the proteinuria series (clinical-rules.md, "Remission state").
+"""Remission state machine over the proteinuria series (docs/clinical-rules.md, "Remission state").
 
 KDIGO 2021 (chapter 3, membranous nephropathy):
 - complete remission (CR): proteinuria < 0.3 g/d confirmed by two values >= 1 week apart, with a

@@ -1,7 +1,7 @@
 """KDIGO 2021 risk category of progressive loss of kidney function in membranous nephropathy.
 
 KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, chapter 3, figure
-"Clinical criteria for assessing risk of progressive loss of kidney function" (clinical-rules.md,
+"Clinical criteria for assessing risk of progressive loss of kidney function" (docs/clinical-rules.md,
 "Risk category"):
 - low: normal eGFR, proteinuria < 3.5 g/d and serum albumin > 30 g/L; or normal eGFR, proteinuria
   < 3.5 g/d or a decrease > 50% after 6 months of conservative therapy with ACEi/ARB;
@@ -16,7 +16,7 @@ KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases
 Anti-PLA2R > 150 RU/mL is reported beside the category as a marker of very high activity.
 
 Interpretations (where the figure leaves room; see also each helper):
-- "Decrease > 50%" is strict, as KDIGO writes it for every line (clinical-rules.md says ">= 50%" in
+- "Decrease > 50%" is strict, as KDIGO writes it for every line (docs/clinical-rules.md says ">= 50%" in
   the high line; the source wins). It compares the latest proteinuria measured >= 6 months into the
   current ACEi/ARB exposure with the value at its start.
 - Before 6 months of ACEi/ARB (or with none recorded) the response cannot be judged: nephrotic
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
+from monitor.display import lab_text, number, proteinuria_text, value_text
 from monitor.events import LabResult, MedicationEvent
 from monitor.remission import NEPHROTIC_G_PER_DAY
 from monitor.timeline import SeriesArrays
@@ -58,7 +59,7 @@ HIGH_RISK_ALBUMIN_BELOW_G_L = 25.0
 HIGH_RISK_PLA2R_ABOVE_RU_ML = 50.0
 # KDIGO21: high risk with proteinuria > 8 g/d for > 6 months
 HIGH_RISK_PROTEINURIA_ABOVE_G_PER_DAY = 8.0
-SIX_MONTHS_DAYS = 183  # "6 months" in days, as in rtx_non_response (clinical-rules.md)
+SIX_MONTHS_DAYS = 183  # "6 months" in days, as in rtx_non_response (docs/clinical-rules.md)
 # KDIGO21: low risk after a decrease > 50% after 6 months of conservative therapy with ACEi/ARB
 ACEI_ARB_RESPONSE_FRACTION = 0.5
 # the value "at ACEi/ARB start": the last one before the start within this many days, else the
@@ -69,7 +70,7 @@ ACEI_ARB_BASELINE_GRACE_DAYS = 14
 ACEI_ARB_GAP_DAYS = 7
 RAS_BLOCKERS = ("ace_inhibitor", "arb")
 # very high risk, "rapid deterioration of kidney function" read as an eGFR fall >= 25% within
-# 3 months (clinical-rules.md); 92 days covers any 3 calendar months
+# 3 months (docs/clinical-rules.md); 92 days covers any 3 calendar months
 RAPID_EGFR_FALL_FRACTION = 0.25
 RAPID_EGFR_FALL_WINDOW_DAYS = 92
 # reported beside the category: anti-PLA2R > 150 RU/mL marks very high activity (KDIGO21)
@@ -87,13 +88,16 @@ class RiskAssessment:
                 "very_high_activity": self.very_high_activity}
 
 
-def _fmt(r: LabResult) -> str:
-    return f"{r.value:g} {r.unit} on {r.effective_date.isoformat()}"
+def _fmt(r: LabResult, *limits: float) -> str:
+    return f"{lab_text(r, limits)} on {r.effective_date.isoformat()}"
 
 
 def _proteinuria_text(r: LabResult) -> str:
-    source = "24-h urine" if r.analyte == "proteinuria_24h" else "UPCR in g/g"
-    return f"proteinuria {r.value:g} g/d ({source}, {r.effective_date.isoformat()})"
+    return f"proteinuria {proteinuria_text(r)} on {r.effective_date.isoformat()}"
+
+
+def _g_per_day(value: float) -> str:
+    return value_text(value, "proteinuria_24h")
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,10 @@ class AceiArbResponse:
     def describe(self) -> str:
         if self.evaluable:
             assert self.baseline is not None and self.after is not None and self.decrease is not None
-            return (f"on ACEi/ARB since {self.start.isoformat()}: proteinuria {self.baseline.value:g} -> "
-                    f"{self.after.value:g} g/d ({self.after.effective_date.isoformat()}), "
-                    f"a {self.decrease * 100:.0f}% decrease (> {ACEI_ARB_RESPONSE_FRACTION * 100:.0f}% needed)")
+            pct = number(self.decrease * 100, 0, (ACEI_ARB_RESPONSE_FRACTION * 100,))
+            return (f"on ACEi/ARB since {self.start.isoformat()}: proteinuria "
+                    f"{_g_per_day(self.baseline.value)} -> {_g_per_day(self.after.value)} g/d ({self.after.effective_date.isoformat()}), "
+                    f"a {pct}% decrease (> {ACEI_ARB_RESPONSE_FRACTION * 100:.0f}% needed)")
         if self.days_on < SIX_MONTHS_DAYS:
             return (f"on ACEi/ARB for {self.days_on} days since {self.start.isoformat()}: the 6-month "
                     "response cannot be judged yet")
@@ -242,7 +247,8 @@ def risk_category(ctx: "RuleContext") -> RiskAssessment:
     if fall is not None:
         a, b = fall
         return result("very_high", (
-            f"eGFR fell {(a.value - b.value) / a.value * 100:.0f}% from {_fmt(a)} to {_fmt(b)} "
+            f"eGFR fell {number((a.value - b.value) / a.value * 100, 0, (RAPID_EGFR_FALL_FRACTION * 100,))}% "
+            f"from {_fmt(a)} to {_fmt(b, (1 - RAPID_EGFR_FALL_FRACTION) * a.value)} "
             f"(>= {RAPID_EGFR_FALL_FRACTION * 100:.0f}% within 3 months): rapid deterioration of kidney "
             "function, if not otherwise explained"))
 

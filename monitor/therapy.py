@@ -1,7 +1,9 @@
-"""Therapy courses: anti-CD20 courses, calcineurin-inhibitor windows, cumulative cyclophosphamide.
+"""Therapy courses: anti-CD20 courses and their baseline, calcineurin-inhibitor windows, cumulative
+cyclophosphamide.
 
-clinical-rules.md, "Therapy courses": doses of one anti-CD20 agent within 30 days of each other form
-one course, fingerprinted by its first dose date; CNIs are active between start and end (open end =
+docs/clinical-rules.md, "Therapy courses": doses of one anti-CD20 agent within 30 days of each other
+form one course, fingerprinted by its first dose date; a course's baseline proteinuria is the latest
+value in the 90 days up to its first dose; CNIs are active between start and end (open end =
 active); cumulative cyclophosphamide = oral days x daily dose + IV pulses, using body weight (and
 height, for mg/m2) only when the dose is relative.
 """
@@ -16,10 +18,12 @@ from operator import attrgetter
 from monitor.events import ADMINISTRATIONS_PER_DAY, ANTI_CD20, LabResult, MedicationEvent, Patient
 from monitor.timeline import SeriesArrays, Timeline
 
-ANTI_CD20_COURSE_GAP_DAYS = 30  # clinical-rules.md: doses within 30 days form one course
-# clinical-rules.md: an anti-CD20 course's baseline is the latest proteinuria in the 30 days up to and
-# including its first dose (read by rtx_non_response and rtx_redose_due alike)
-COURSE_BASELINE_LOOKBACK_DAYS = 30
+ANTI_CD20_COURSE_GAP_DAYS = 30  # docs/clinical-rules.md: doses within 30 days form one course
+# docs/clinical-rules.md: a course's baseline is the latest proteinuria in the 90 days up to and
+# including its first dose. MENTOR measured the response against the value at randomisation, which
+# preceded the first infusion by weeks; 90 days (KDIGO21's 3-month measuring interval) finds a
+# baseline 6 weeks before the infusion, as clinics schedule it (30 days missed it).
+COURSE_BASELINE_LOOKBACK_DAYS = 90
 # Records of one drug that start at most 60 days after the previous record ended are one course: the
 # modified Ponticelli regimen gives cyclophosphamide in alternate months (31-day gaps), IV pulses
 # are monthly, and a dose change is a new record starting the next day. A restart after more than
@@ -52,7 +56,7 @@ class AntiCD20Course:
 def course_baseline_proteinuria(proteinuria: tuple[LabResult, ...], course: AntiCD20Course,
                                 arrays: SeriesArrays | None = None) -> LabResult | None:
     """The course's baseline: the latest proteinuria (the rules' g/d series, RuleContext.proteinuria)
-    dated in the lookback up to and including the course's first dose; None when there is none.
+    dated in the 90 days up to and including the course's first dose; None when there is none.
 
     `arrays`: the series' SeriesArrays (Timeline.arrays), when the caller has them. A baseline of 0
     is returned as it is: a caller measuring a relative fall from it must treat it as no baseline."""

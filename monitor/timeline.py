@@ -15,6 +15,7 @@ from operator import attrgetter
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from monitor.events import STATUS_RANK, USABLE_STATUSES, LabResult, MedicationEvent, Patient
+from monitor.proteinuria import proteinuria_series
 
 AnyEvent = Patient | LabResult | MedicationEvent
 _EPOCH = datetime(1, 1, 1, tzinfo=timezone.utc)
@@ -39,7 +40,6 @@ def current_versions(events: Iterable[AnyEvent]) -> dict[str, AnyEvent]:
 # clinical order: (effective_at, analyte, identity) for labs, (start, drug, identity) for medications.
 # attrgetter builds the key tuple in C (a sort key runs for every event of every timeline built)
 _lab_order: Callable[[LabResult], tuple[datetime, str, str]] = attrgetter("effective_at", "analyte", "identity")
-_instant_and_analyte = attrgetter("effective_at", "analyte")
 _med_order: Callable[[MedicationEvent], tuple[date, str, str]] = attrgetter("start", "drug", "identity")
 
 
@@ -203,30 +203,17 @@ class Timeline:
         return arrays
 
     def proteinuria(self) -> tuple[LabResult, ...]:
-        """One proteinuria series in g/d: 24-hour collections, and UPCR (g/g ~ g/d) on days without one.
+        """One proteinuria series in g/d: 24-hour collections, and UPCR on days without one (a ratio
+        in mg/mmol as its KDIGO estimate, mg/mmol / 100; see monitor.proteinuria).
 
-        clinical-rules.md: a 24-hour collection when present, otherwise UPCR; the evidence (analyte
-        field) says which was used.
+        docs/clinical-rules.md: a 24-hour collection when present, otherwise UPCR; the evidence
+        (analyte field) says which was used.
         """
         held = self._derived.get("proteinuria")
         if held is None:
-            held = self._derived["proteinuria"] = self._proteinuria()
+            held = self._derived["proteinuria"] = proteinuria_series(
+                self.series("proteinuria_24h"), self.series("upcr"))
         return held  # type: ignore[return-value]
-
-    def _proteinuria(self) -> tuple[LabResult, ...]:
-        collections = self.series("proteinuria_24h")
-        upcr = self.series("upcr")
-        if collections:
-            # date ordinals (see SeriesArrays), mapped in C: only this merge needs these two series' days
-            days = set(_days(collections))
-            upcr = tuple([r for r, d in zip(upcr, _days(upcr)) if d not in days])
-        if not collections or not upcr:
-            return collections or upcr
-        # Both series are in clinical order (_lab_order). A stable sort of their union by
-        # (effective_at, analyte) gives exactly their order in self.labs: values of the two series
-        # never tie (the analytes differ), and within one series stability keeps its order, so the
-        # identity part of the key (a string per event) is not needed. Timsort merges the two runs.
-        return tuple(sorted((*collections, *upcr), key=_instant_and_analyte))
 
     def drugs(self, *names: str) -> tuple[MedicationEvent, ...]:
         """The records of these drugs, in the order of self.medications (by start)."""

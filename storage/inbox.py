@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from storage._sql import upsert
 from storage.models import INBOX_STATES, InboxRow, QuarantineRow
 
-FORMATS = ("ndjson", "csv", "fhir", "hl7v2")
+# "auto": a payload whose format could not be detected is still stored (never refused unseen);
+# processing detects again and quarantines it with the reason
+FORMATS = ("ndjson", "csv", "fhir", "hl7v2", "auto")
 _inbox = InboxRow.__table__  # type: ignore[attr-defined]
 _quarantine = QuarantineRow.__table__  # type: ignore[attr-defined]
 

@@ -41,6 +41,8 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
+from monitor.proteinuria import KDIGO_MG_PER_MMOL_PER_G_PER_DAY
+
 SOURCE = "synthetic"
 NOISE_CLIP_SD = 2.0
 NOISE_CV: dict[str, float] = {
@@ -55,7 +57,7 @@ _ANALYTE_SLOTS = {a: i for i, a in enumerate(
      "tac_trough", "cd19_count", "wbc", "neutrophils"))}
 _MED_SLOT = 32  # medications sort after the labs of their day
 
-# (analyte, unit, factor: canonical = reported x factor, decimals of the reported value), weight
+# (analyte, unit, factor: latent = reported x factor, decimals of the reported value), weight
 UnitChoice = tuple[str, str, float, int]
 UNIT_MIX: dict[str, tuple[tuple[UnitChoice, float], ...]] = {
     "proteinuria": (
@@ -63,7 +65,9 @@ UNIT_MIX: dict[str, tuple[tuple[UnitChoice, float], ...]] = {
         (("proteinuria_24h", "mg/24h", 0.001, 0), 0.10),
         (("upcr", "g/g", 1.0, 2), 0.15),
         (("upcr", "mg/g", 0.001, 0), 0.20),
-        (("upcr", "mg/mmol", 0.00884, 1), 0.35),
+        # the latent value is proteinuria as the monitor reads it (g/d): a lab reporting mg/mmol
+        # reports it by KDIGO's pairing of units (monitor.proteinuria: mg/mmol / 100 ~ g/d)
+        (("upcr", "mg/mmol", 1 / KDIGO_MG_PER_MMOL_PER_G_PER_DAY, 1), 0.35),
     ),
     "serum_albumin": ((("serum_albumin", "g/L", 1.0, 0), 0.7), (("serum_albumin", "g/dL", 10.0, 1), 0.3)),
     "serum_creatinine": (

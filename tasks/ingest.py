@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
-from monitor.interop import detect_format, parse_payload
+from monitor.interop import ParseResult, ValidationContext, detect_format, parse_payload
 from storage import repository as repo
 from storage.db import session
 from tasks.runtime import Runtime
@@ -54,6 +54,15 @@ def split_payload(data: bytes, fmt: str, source_name: str, batch_lines: int) -> 
     return batches
 
 
+def parse_received(rt: Runtime, data: bytes, fmt: str, received_at: datetime) -> ParseResult:
+    """Parse a payload as ingestion reads it: with the code map, the zone of times written without
+    an offset (IMN_TIMEZONE) and the time the bytes were received, which bounds clinical times
+    (monitor reads no clock). The one place both the inbox worker and the MLLP listener's ACK use,
+    so that an ACK says what processing will do."""
+    context = ValidationContext(received_at=received_at, zone=rt.settings.zone)
+    return parse_payload(data, fmt, code_map=rt.code_map, context=context)
+
+
 @dataclass(frozen=True)
 class Accepted:
     inbox_id: int
@@ -66,7 +75,9 @@ def accept(rt: Runtime, data: bytes, fmt: str, source_name: str) -> list[Accepte
         try:
             fmt = detect_format(data)
         except ValueError:
-            pass  # kept as "auto": processing quarantines the payload with the detector's reason
+            # kept as "auto" (the inbox accepts it): processing detects again and quarantines the
+            # payload with the detector's reason, e.g. JSON nested too deeply to read
+            pass
     out: list[Accepted] = []
     now = utcnow()
     with session(rt.engine) as s:
@@ -106,7 +117,9 @@ def process_inbox(rt: Runtime, inbox_id: int) -> IngestCounts | None:
             return None
         if row.state == "processed":
             return None
-        result = parse_payload(row.payload_bytes, row.format, code_map=rt.code_map)
+        # the row's time of receipt, not now: re-processing a row later gives the same outcome
+        received_at = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=UTC)
+        result = parse_received(rt, row.payload_bytes, row.format, received_at)
         stored = repo.store_events(s, inbox_id, result.events, now)
         offset = row.line_offset or 0
         items = [repo.QuarantineItem(r.line + offset if r.line is not None else None, r.field, r.value,

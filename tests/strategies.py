@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from monitor.analytes import ANALYTES
+from monitor.analytes import ANALYTES, EGFR_ANALYTES
 from monitor.events import DRUGS, LabResult, MedicationEvent, Patient, parse_event
 from monitor.timeline import Timeline
 
@@ -23,7 +23,8 @@ LAST_DAY = date(2026, 12, 31)
 # where the rules' thresholds are (canonical units): most draws land here, the rest anywhere plausible
 INTERESTING: dict[str, tuple[float, float]] = {
     "anti_pla2r": (0.0, 400.0), "proteinuria_24h": (0.0, 15.0), "upcr": (0.0, 15.0),
-    "serum_albumin": (10.0, 50.0), "serum_creatinine": (40.0, 400.0), "egfr": (10.0, 130.0),
+    "serum_albumin": (10.0, 50.0), "serum_creatinine": (40.0, 400.0),
+    **{key: (10.0, 130.0) for key in EGFR_ANALYTES},  # every equation's reported eGFR
     "csa_trough": (20.0, 300.0), "tac_trough": (0.5, 20.0), "cd19_count": (0.0, 300.0),
     "wbc": (0.5, 12.0), "neutrophils": (0.2, 8.0),
 }
@@ -56,7 +57,8 @@ def canonical_values(draw: st.DrawFn, analyte: str) -> float:
     if pick == 0:
         # the limits themselves: a creatinine of 5 umol/L once made a computed eGFR crash assess()
         return draw(st.sampled_from([low, round(high * 0.999, 3)]))
-    lo, hi = INTERESTING[analyte] if pick > 2 else (low, high)
+    # an analyte without an interesting range here is drawn over its whole plausible range
+    lo, hi = INTERESTING.get(analyte, (low, high)) if pick > 2 else (low, high)
     value = draw(st.floats(lo, hi, allow_nan=False, allow_infinity=False))
     return round(value, 3)
 

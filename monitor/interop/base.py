@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Any, Literal
 
-from monitor.analytes import ANALYTES, UnknownAnalyteError
+from monitor.analytes import ANALYTES, REFUSED_LOINC, RefusedCodeError, UnknownAnalyteError
 from monitor.analytes import analyte as lookup_analyte
 from monitor.events import InvalidEvent, LabResult, MedicationEvent, Patient, Problem, parse_event
+from monitor.validation import ValidationContext
 
 Event = Patient | LabResult | MedicationEvent
 AckCode = Literal["AA", "AE", "AR"]
@@ -116,13 +117,17 @@ def _unstorable_path(obj: Any, path: str = "") -> str | None:
     return None
 
 
-def to_event(record: Any, line: int | None, raw: str) -> Event | Rejected:
-    """Validate one decoded record through monitor.events; one Rejected for all its problems."""
-    bad = _unstorable_path(record) if isinstance(record, dict) else None
+def to_event(record: Any, line: int | None, raw: str, context: ValidationContext | None = None) -> Event | Rejected:
+    """Validate one decoded record through monitor.events (with the ingestion context: zone of times
+    without an offset, time of receipt); one Rejected for all its problems."""
+    try:
+        bad = _unstorable_path(record) if isinstance(record, dict) else None
+    except RecursionError:  # a record nested deeper than the interpreter recurses (tests/fuzz: deep_values)
+        return Rejected(line, "(record)", "", "record nested too deeply to read", raw)
     if bad is not None:
         return Rejected(line, bad, "", "text contains a NUL character or bytes that are not valid UTF-8", raw)
     try:
-        event = parse_event(record)
+        event = parse_event(record, context)
     except InvalidEvent as exc:
         problems = [_missing(p) for p in exc.problems] or [Problem("(record)", "", str(exc))]
         first = problems[0]
@@ -179,9 +184,12 @@ NOT_UTF8 = "not valid UTF-8 text (undecodable bytes shown as \\xNN) or contains 
 
 
 def catalogue_key(code: str) -> str | None:
-    """The analyte key for a catalogue key, alias or LOINC code; None when the catalogue lacks it."""
+    """The analyte key for a catalogue key, alias or LOINC code; None when the catalogue lacks it.
+    Raises RefusedCodeError for a code the catalogue refuses on purpose (REFUSED_LOINC)."""
     try:
         return lookup_analyte(code).key
+    except RefusedCodeError:
+        raise  # a code refused on purpose is quarantined with its own reason, not "unknown"
     except UnknownAnalyteError:
         return None
 
@@ -198,7 +206,14 @@ def retraction_placeholder(key: str) -> tuple[float, str]:
 def coded_analyte(codes: Sequence[tuple[str | None, str | None]], is_loinc: Callable[[str | None], bool],
                   mapped: Callable[[str, str | None], str | None]) -> str | None:
     """The analyte of a result's (code, system) pairs: the first catalogue LOINC code among those whose
-    system is LOINC, else the first code the code map (`mapped(code, system)`) knows, else None."""
+    system is LOINC, else the first code the code map (`mapped(code, system)`) knows, else None.
+
+    Raises RefusedCodeError when a LOINC code among them is one the catalogue refuses on purpose
+    (REFUSED_LOINC, e.g. CD19 % 8117-4): the LOINC code says what the result is, so a local code or a
+    code map entry beside it cannot make it a monitored value."""
+    for code, system in codes:
+        if code and is_loinc(system) and code.strip() in REFUSED_LOINC:
+            raise RefusedCodeError(REFUSED_LOINC[code.strip()])
     for code, system in codes:
         if code and is_loinc(system):
             found = catalogue_key(code)
@@ -210,3 +225,8 @@ def coded_analyte(codes: Sequence[tuple[str | None, str | None]], is_loinc: Call
             if found:
                 return found
     return None
+
+
+def is_refusal(reason: str) -> bool:
+    """A rejection because the catalogue refuses the code on purpose (not a fault of the message)."""
+    return reason in REFUSED_LOINC.values()

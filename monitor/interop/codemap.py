@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from monitor.analytes import ANALYTES, UnknownAnalyteError
+from monitor.analytes import ANALYTES, RefusedCodeError, UnknownAnalyteError
 from monitor.analytes import analyte as lookup_analyte
 from monitor.events import DRUG_ALIASES, DRUGS
 
@@ -137,6 +137,9 @@ def _check(section: str, target: str, where: str, problems: list[str]) -> str | 
     if section == "analytes":
         try:
             return lookup_analyte(target).key
+        except RefusedCodeError as exc:  # e.g. a local code mapped to CD19 % (8117-4)
+            problems.append(f"{where}: {exc}")
+            return None
         except UnknownAnalyteError:
             problems.append(f"{where}: unknown analyte {target!r} (expected one of {', '.join(ANALYTES)})")
             return None

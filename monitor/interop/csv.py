@@ -11,6 +11,7 @@ from typing import Any
 
 from monitor.interop.base import NOT_UTF8, Event, ParseResult, Rejected, decode, has_unstorable, to_event
 from monitor.interop.ndjson import lift_comparator
+from monitor.validation import ValidationContext
 
 # every field the NDJSON contract knows (monitor.events); other columns are rejected per row when filled
 KNOWN_COLUMNS = (
@@ -52,7 +53,7 @@ def _cells(line: str, delimiter: str) -> list[str]:
     return next(_csv.reader([line], delimiter=delimiter, strict=True), [])
 
 
-def parse_csv(data: bytes | str) -> ParseResult:
+def parse_csv(data: bytes | str, context: ValidationContext | None = None) -> ParseResult:
     events: list[Event] = []
     rejected: list[Rejected] = []
     lines = decode(data).split("\n")
@@ -84,12 +85,13 @@ def parse_csv(data: bytes | str) -> ParseResult:
                 )
                 return ParseResult(events, rejected, "csv")
             continue
-        outcome = _row(line, number, header, delimiter)
+        outcome = _row(line, number, header, delimiter, context)
         (events if not isinstance(outcome, Rejected) else rejected).append(outcome)  # type: ignore[arg-type]
     return ParseResult(events, rejected, "csv")
 
 
-def _row(line: str, number: int, header: list[str], delimiter: str) -> Event | Rejected:
+def _row(line: str, number: int, header: list[str], delimiter: str,
+         context: ValidationContext | None) -> Event | Rejected:
     if has_unstorable(line):
         return Rejected(number, "(line)", "", NOT_UTF8, line)
     try:
@@ -115,4 +117,4 @@ def _row(line: str, number: int, header: list[str], delimiter: str) -> Event | R
     if "type" not in record:
         # a lab export without a type column: the row's content says what it is
         record["type"] = "lab" if "analyte" in record else "medication" if "drug" in record else None
-    return to_event(lift_comparator(record), number, line)
+    return to_event(lift_comparator(record), number, line, context)

@@ -38,6 +38,9 @@ def detect_format(data: bytes | str) -> str:
         # when the next line starting with "{" is there; a lone broken object is not guessed
         if any(ln.strip().startswith("{") for ln in head.split("\n")[1:]):
             return "ndjson"
+        if whole is _TOO_DEEP or line is _TOO_DEEP:
+            # `imn-monitor ingest` said "unknown format 'auto'" for this (issue 12): say what it is
+            raise ValueError(f"payload is JSON nested too deeply to read (RecursionError): {first_line[:60]!r}")
         raise ValueError(f"payload starts with '{{' but is not a JSON object: {first_line[:60]!r}")
     if head.startswith("["):
         raise ValueError("payload is a JSON array: send NDJSON (one object per line) or a FHIR Bundle")
@@ -49,8 +52,14 @@ def detect_format(data: bytes | str) -> str:
     )
 
 
+_TOO_DEEP = object()
+
+
 def _json(text: str) -> object:
+    # plain json (duplicate keys do not change the format; the format's parser refuses them)
     try:
         return json.loads(text)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        return _TOO_DEEP
+    except ValueError:
         return None

@@ -9,10 +9,13 @@ no segment) is rejected whole with an AR acknowledgement.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from monitor.analytes import RefusedCodeError
+from monitor.events import LabResult
 from monitor.interop.base import (
     NOT_UTF8,
     AckCode,
@@ -24,6 +27,7 @@ from monitor.interop.base import (
     coded_analyte,
     decode,
     has_unstorable,
+    is_refusal,
     retraction_placeholder,
     split_comparator,
     to_event,
@@ -41,6 +45,7 @@ from monitor.interop.hl7v2_er7 import (
     valid_segment_name,
 )
 from monitor.interop.units import canonical_spelling
+from monitor.validation import ValidationContext
 
 __all__ = ["ack_for", "build_ack", "parse_hl7v2", "split_messages"]
 
@@ -76,6 +81,18 @@ NOT_MONITORED = "not a monitored analyte"  # prefix: such rejections do not turn
 # RXA-20 completion status: refused / not administered are no administration
 RXA_NOT_GIVEN = {"RE": "refused (RXA-20 = RE)", "NA": "not administered (RXA-20 = NA)"}
 RXA_ACTION = {"D": "entered-in-error", "U": "corrected"}
+# OBX-2 value types (HL7 table 0125, v2.3-2.8); of these only NM and SN are numbers by definition,
+# and ST/TX/FT (and an empty OBX-2) are read when their text is one number
+VALUE_TYPES = frozenset({
+    "AD", "CE", "CF", "CK", "CN", "CNE", "CP", "CWE", "CX", "DR", "DT", "DTM", "ED", "FT", "GTS", "ID",
+    "IS", "MA", "MO", "NA", "NM", "NR", "PN", "RP", "SN", "ST", "TM", "TN", "TS", "TX", "XAD", "XCN",
+    "XON", "XPN", "XTN",
+})
+NUMERIC_TEXT_TYPES = frozenset({"NM", "ST", "TX", "FT", ""})
+# segment ids that, after a space or tab inside another segment, show that segments were joined
+# with spaces instead of carriage returns (a file pasted through an editor or an e-mail)
+_JOINED_SEGMENT_IDS = ("MSH", "PID", "PD1", "PV1", "PV2", "NK1", "ORC", "OBR", "OBX", "NTE", "SPM",
+                       "TQ1", "RXA", "RXR", "RXE", "RXO", "EVN", "AL1", "DG1", "FT1", "IN1", "GT1")
 
 
 def build_ack(
@@ -149,9 +166,23 @@ class _Context:
     order_id: str = ""
     order_time: str = ""
     next_segment: str = ""  # RXR follows its RXA and gives the route
+    context: ValidationContext | None = None
+    # OBX results of the message, made events once the whole message is read (_message_results)
+    results: list[_Result] = field(default_factory=list)
 
 
-def parse_hl7v2(data: bytes | str, code_map: CodeMap | None = None) -> ParseResult:
+@dataclass
+class _Result:
+    """One OBX's result before it becomes an event: its identity may depend on its siblings."""
+
+    seg: Segment
+    record: dict[str, Any]
+    time_text: str  # OBX-14 as written, else OBR-7
+
+
+def parse_hl7v2(
+    data: bytes | str, code_map: CodeMap | None = None, context: ValidationContext | None = None
+) -> ParseResult:
     code_map = code_map or CodeMap.empty()
     result = ParseResult([], [], "hl7v2")
     messages, orphans = group_segments(segments(decode(data)))
@@ -160,13 +191,15 @@ def parse_hl7v2(data: bytes | str, code_map: CodeMap | None = None) -> ParseResu
             Rejected(number, seg[:3], "", "segment outside any message (no MSH before it)", seg)
         )
     for message in messages:
-        _message(message, code_map, result)
+        _message(message, code_map, result, context)
     if not messages and not orphans:
         result.rejected.append(Rejected(None, "(payload)", "", "no HL7 v2 segments in payload", ""))
     return result
 
 
-def _message(message: list[tuple[int, str]], code_map: CodeMap, result: ParseResult) -> None:
+def _message(
+    message: list[tuple[int, str]], code_map: CodeMap, result: ParseResult, context: ValidationContext | None
+) -> None:
     msh_number, msh_text = message[0]
     enc = encoding_of(msh_text)
     msh = Segment(msh_number, msh_text, enc)
@@ -186,19 +219,31 @@ def _message(message: list[tuple[int, str]], code_map: CodeMap, result: ParseRes
         source[:200] if source else None,
         (source, app, facility),
         stamp if isinstance(stamp, datetime) else None,
+        context=context,
     )
-    errors_before = len(result.rejected)
+    errors_before, events_before = len(result.rejected), len(result.events)
     real_errors = 0
+    outcomes: list[Event | Rejected] = []
     for i, (number, text) in enumerate(message[1:], start=1):
         seg = Segment(number, text, enc)
         ctx.next_segment = message[i + 1][1] if i + 1 < len(message) else ""
-        outcome = _segment(seg, ctx, code_map)
-        for item in outcome:
-            if isinstance(item, Rejected):
-                result.rejected.append(item)
-                real_errors += not item.reason.startswith(NOT_MONITORED)
-            else:
-                result.events.append(item)
+        outcomes.extend(_segment(seg, ctx, code_map))
+    outcomes.extend(_message_results(ctx))
+    for item in outcomes:
+        if isinstance(item, Rejected):
+            result.rejected.append(item)
+            # results the monitor does not read (an analyte it does not follow, a code it refuses
+            # on purpose) are quarantined without turning the ACK into AE: the message was right
+            real_errors += not (item.reason.startswith(NOT_MONITORED) or is_refusal(item.reason))
+        else:
+            result.events.append(item)
+    if len(result.rejected) == errors_before and len(result.events) == events_before:
+        # nothing may vanish: a message that yields nothing is refused, with why
+        why = ("message holds nothing to read: no OBX result or RXA administration, and no PID birth "
+               "date or sex" if len(message) > 1 else "message has no segment after MSH: nothing to read")
+        result.rejected.append(Rejected(msh_number, "MSH", msh_text[:80], why, whole_text))
+        result.acks.append(MessageAck(control_id, "AR", why, version, "207"))
+        return
     count = len(result.rejected) - errors_before
     if real_errors:
         why = (
@@ -220,6 +265,9 @@ def _refuse(msh: Segment, whole_text: str) -> tuple[str, str] | None:
     """Why a whole message cannot be read (error code and reason), or None when it can."""
     if has_unstorable(whole_text):
         return "102", f"message is {NOT_UTF8}"
+    joined = _joined_segments(whole_text, msh.enc.field)
+    if joined is not None:
+        return "100", joined
     version = msh.get(12)
     if not version:
         return "203", "MSH-12 version id is missing"
@@ -233,6 +281,19 @@ def _refuse(msh: Segment, whole_text: str) -> tuple[str, str] | None:
         _hl7apy_check(msh.text, version)
     except Exception as exc:  # noqa: BLE001 — hl7apy raises many types; each means "cannot read this"
         return "203" if "version" in str(exc).lower() else "100", f"HL7 message header not readable: {exc}"
+    return None
+
+
+def _joined_segments(whole_text: str, field_separator: str) -> str | None:
+    """Why the message's segments look joined by spaces or tabs instead of carriage returns (an ORU
+    pasted on one line was read as one long MSH, and reported "accepted 0, quarantined 0")."""
+    ids = "|".join(_JOINED_SEGMENT_IDS)
+    pattern = re.compile(rf"[ \t]({ids}){re.escape(field_separator)}")
+    for seg in whole_text.split("\r"):
+        found = pattern.search(seg)
+        if found is not None:
+            return (f"segments are separated by spaces, not carriage returns: {found.group(1)!r} follows a "
+                    f"space inside the {seg[:3]} segment (each HL7 v2 segment ends with a carriage return)")
     return None
 
 
@@ -259,7 +320,7 @@ def _segment(seg: Segment, ctx: _Context, code_map: CodeMap) -> list[Event | Rej
         ctx.order_id = seg.get(3) or seg.get(2) or ctx.order_id
         return []
     if seg.name == "OBX":
-        return [_obx(seg, ctx, code_map)]
+        return _obx(seg, ctx, code_map)
     if seg.name == "RXA":
         return [_rxa(seg, ctx, code_map)]
     return []  # NTE, PV1, SPM, RXR (read with its RXA), Z-segments: nothing to store
@@ -280,19 +341,36 @@ def _pid(seg: Segment, ctx: _Context) -> list[Event | Rejected]:
         record["sex"] = sex
     if born is None and sex is None:
         return []  # nothing to say about the patient beyond the id the results carry
-    outcome = to_event(record, seg.number, seg.text)
+    outcome = to_event(record, seg.number, seg.text, ctx.context)
     return [outcome]
 
 
-def _obx(seg: Segment, ctx: _Context, code_map: CodeMap) -> Event | Rejected:
+def _obx(seg: Segment, ctx: _Context, code_map: CodeMap) -> list[Event | Rejected]:
+    """A Rejected now, or nothing yet: the result is kept in ctx.results until the message is read."""
+    outcome = _obx_result(seg, ctx, code_map)
+    if isinstance(outcome, Rejected):
+        return [outcome]
+    ctx.results.append(outcome)
+    return []
+
+
+def _obx_result(seg: Segment, ctx: _Context, code_map: CodeMap) -> _Result | Rejected:
     code = seg.get(3)
+    if not code and not seg.get(3, 4):
+        text = seg.get(3, 2)
+        shown = f" (only the text {text!r})" if text else ""
+        return Rejected(seg.number, "OBX-3", seg.field(3)[:80],
+                        f"OBX-3 (observation identifier) is empty{shown}", seg.text)
     status_code = seg.get(11).upper()
     if status_code not in OBX_STATUS:
         return Rejected(seg.number, "OBX-11", status_code, "unknown result status (HL7 table 0085)", seg.text)
     status = OBX_STATUS[status_code]
     if status is None:
         return Rejected(seg.number, "OBX-11", status_code, _STATUS_WHY[status_code], seg.text)
-    key = _analyte(seg, ctx, code_map)
+    try:
+        key = _analyte(seg, ctx, code_map)
+    except RefusedCodeError as exc:  # e.g. CD19 % (8117-4): never read as the count
+        return Rejected(seg.number, "OBX-3", seg.field(3)[:80], str(exc), seg.text)
     if key is None:
         name = seg.get(3, 2)
         return Rejected(
@@ -303,6 +381,9 @@ def _obx(seg: Segment, ctx: _Context, code_map: CodeMap) -> Event | Rejected:
             "LOINC code nor in the code map",
             seg.text,
         )
+    type_problem = _value_type_problem(seg.get(2))
+    if type_problem is not None and status != "entered-in-error":  # a deletion needs no value
+        return Rejected(seg.number, "OBX-2", seg.get(2), type_problem, seg.text)
     parsed = _value(seg)
     if isinstance(parsed, str):
         if status != "entered-in-error":
@@ -342,7 +423,52 @@ def _obx(seg: Segment, ctx: _Context, code_map: CodeMap) -> Event | Rejected:
     }
     if not ctx.patient_id:
         return Rejected(seg.number, "PID-3", "", "no patient identifier (no PID-3 before this OBX)", seg.text)
-    return to_event(record, seg.number, seg.text)
+    return _Result(seg, record, when)
+
+
+def _message_results(ctx: _Context) -> list[Event | Rejected]:
+    """The message's OBX results as events, each with its own identity.
+
+    A result is identified by its order, code and sub-ID (OBX-4): source_id "order:code[:sub]", as
+    before. When one message has several results with the same such id but different observation
+    times (OBX-14), as serial levels under one OBR without sub-IDs, each one's time is added to its
+    id ("order:code@20250110081500+0100"): they are separate results, not corrections of one another
+    (5000 of them were once counted "corrected 5000", and one value stayed). Results whose id was
+    already unique keep exactly the identity they always had, so a re-sent or corrected message
+    still finds them. Within one message, a second value for the same result is read only as a
+    correction (OBX-11 C) or retraction (D/W), or a final after a preliminary; otherwise it is
+    quarantined: a repeated F with another value is ambiguous, never a silent correction."""
+    times: dict[str, set[str]] = {}
+    for r in ctx.results:
+        if r.record["source_id"]:
+            times.setdefault(r.record["source_id"], set()).add(r.time_text)
+    out: list[Event | Rejected] = []
+    seen: dict[str, tuple[int, LabResult]] = {}
+    for r in ctx.results:
+        sid = r.record["source_id"]
+        if sid and len(times[sid]) > 1:
+            r.record["source_id"] = f"{sid}@{r.time_text}"[:200]
+        event = to_event(r.record, r.seg.number, r.seg.text, ctx.context)
+        if isinstance(event, LabResult) and event.source_id:
+            earlier = seen.get(event.identity)
+            if earlier is not None and _conflicts(earlier[1], event):
+                out.append(Rejected(
+                    r.seg.number, "OBX-11", r.seg.get(11),
+                    f"a second value for the result of OBX segment {earlier[0]} (same order, OBX-3, OBX-4 "
+                    "and observation time) that is not a correction (OBX-11 C): which value is meant is "
+                    "ambiguous; give serial results their own OBX-4 sub-ID or OBX-14 time", r.seg.text))
+                continue
+            seen[event.identity] = (r.seg.number, event)
+        out.append(event)
+    return out
+
+
+def _conflicts(earlier: LabResult, later: LabResult) -> bool:
+    if (earlier.value, earlier.comparator, earlier.status) == (later.value, later.comparator, later.status):
+        return False  # the same value again (in any accepted unit): a duplicate, harmless
+    if later.status in ("corrected", "entered-in-error"):
+        return False  # a correction or retraction of it
+    return not (earlier.status == "preliminary" and later.status == "final")
 
 
 def _analyte(seg: Segment, ctx: _Context, code_map: CodeMap) -> str | None:
@@ -358,6 +484,16 @@ def _analyte(seg: Segment, ctx: _Context, code_map: CodeMap) -> str | None:
         return found
     code, system = triplets[0]
     return catalogue_key(code) if code and not system else None
+
+
+def _value_type_problem(given: str) -> str | None:
+    """Why OBX-2 rules out a numeric result, or None."""
+    kind = given.upper()
+    if kind in NUMERIC_TEXT_TYPES or kind == "SN":
+        return None
+    if kind not in VALUE_TYPES:
+        return f"OBX-2 value type {given!r} is not an HL7 value type (table 0125); a numeric result is NM or SN"
+    return f"OBX-2 value type {given!r} is not numeric: only NM, SN and one number in ST, TX or FT are read"
 
 
 def _value(seg: Segment) -> tuple[str | None, float] | str:
@@ -444,7 +580,7 @@ def _rxa(seg: Segment, ctx: _Context, code_map: CodeMap) -> Event | Rejected:
         record["source_id"] = f"{ctx.order_id}:RXA:{seg.get(2) or seg.get(1) or '1'}"[:200]
     if not ctx.patient_id:
         return Rejected(seg.number, "PID-3", "", "no patient identifier (no PID-3 before this RXA)", seg.text)
-    return to_event(record, seg.number, seg.text)
+    return to_event(record, seg.number, seg.text, ctx.context)
 
 
 def ack_for(ack: MessageAck, *, timestamp: str = "") -> str:

@@ -171,7 +171,8 @@ _TS = re.compile(
 
 def parse_ts(text: str) -> datetime | date | None:
     """HL7 TS/DTM 'YYYYMMDD[HH[MM[SS[.S]]]][+ZZZZ]' -> date (day precision) or datetime; None if
-    unreadable. A time without an offset is left naive (events take it as UTC)."""
+    unreadable. A time without an offset is left naive: events read it in the ValidationContext's zone
+    (IMN_TIMEZONE)."""
     m = _TS.match(text.strip())
     if not m:
         return None

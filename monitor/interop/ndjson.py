@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from monitor.interop import json_text
 from monitor.interop.base import (
     NOT_UTF8,
     Event,
@@ -15,9 +16,10 @@ from monitor.interop.base import (
     split_comparator,
     to_event,
 )
+from monitor.validation import ValidationContext
 
 
-def parse_ndjson(data: bytes | str) -> ParseResult:
+def parse_ndjson(data: bytes | str, context: ValidationContext | None = None) -> ParseResult:
     events: list[Event] = []
     rejected: list[Rejected] = []
     # split on "\n" only: str.splitlines would also split on U+2028 etc., which JSON allows in strings
@@ -25,23 +27,25 @@ def parse_ndjson(data: bytes | str) -> ParseResult:
         line = line.strip()
         if not line:
             continue
-        outcome = parse_line(line, number)
+        outcome = parse_line(line, number, context)
         (events if not isinstance(outcome, Rejected) else rejected).append(outcome)  # type: ignore[arg-type]
     return ParseResult(events, rejected, "ndjson")
 
 
-def parse_line(line: str, number: int | None) -> Event | Rejected:
+def parse_line(line: str, number: int | None, context: ValidationContext | None = None) -> Event | Rejected:
     if has_unstorable(line):
         return Rejected(number, "(line)", "", NOT_UTF8, line)
     try:
-        record = json.loads(line)
+        record = json_text.loads(line)
+    except json_text.DuplicateKey as exc:
+        return Rejected(number, exc.key, "", str(exc), line)
     except json.JSONDecodeError as exc:
         return Rejected(number, "(line)", line[:80], f"invalid JSON: {exc.msg} at column {exc.colno}", line)
-    except (ValueError, RecursionError) as exc:  # 5000-digit integers, absurd nesting
+    except (ValueError, RecursionError) as exc:  # 5000-digit integers, absurd nesting (json_text.TooDeep)
         return Rejected(number, "(line)", line[:80], f"invalid JSON: {exc or type(exc).__name__}", line)
     if isinstance(record, dict):
         record = lift_comparator(record)
-    return to_event(record, number, line)
+    return to_event(record, number, line, context)
 
 
 def lift_comparator(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Helpers the rules share: censored results, the current run of latest values, drug-level runs,
-and how a value is shown in a message. No thresholds live here: each rule passes its own.
+and how a value is shown in a message (through monitor.display). No thresholds live here: each rule
+passes its own, and declares in DISPLAY_LIMITS the ones a shown value must stay beside.
 
 Censored results: a lab may report a bound ("<2", ">250") instead of a value; `value` then holds the
 bound and `comparator` says which way the true value lies. A bounded result only meets a limit when
@@ -8,9 +9,10 @@ every value it allows does ("<2" is certainly below 3; ">95" is not certainly be
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from monitor.display import lab_text, number
 from monitor.events import LabResult, MedicationEvent
 from monitor.findings import Evidence
 from monitor.rules.base import RuleContext
@@ -104,14 +106,15 @@ def drug_run(ctx: RuleContext, drug: str, analyte: str, meets: Callable[[LabResu
     return DrugRun(run, course, on_now)
 
 
-def num(v: float, digits: int = 2) -> str:
-    # two decimals keep 99.95 from being shown as "100" beside a threshold of 100
-    return f"{round(v, digits):g}"
+def num(v: float, digits: int = 2, limits: Iterable[float] = ()) -> str:
+    """A derived number (a percentage, a baseline, a dose) for a message: `digits` decimals, more when
+    rounding would move it onto or across one of `limits` (monitor.display.number)."""
+    return number(v, digits, limits)
 
 
-def shown(r: LabResult) -> str:
-    """The value with its comparator and canonical unit, and as reported when it was converted."""
-    text = f"{r.comparator or ''}{num(r.value)} {r.unit}"
-    if r.reported_value is not None and r.reported_unit is not None:
-        text += f" ({r.reported_value:g} {r.reported_unit})"
-    return text
+def shown(r: LabResult, *limits: float) -> str:
+    """A result for a message: comparator, value at the lab's precision, unit, and the value as
+    reported when it was converted (monitor.display.lab_text). The value stays on its side of
+    `limits` and of every decision limit of its analyte: a CsA trough of 99.95 ng/mL never reads
+    "100 ng/mL" in an alert that says "below 100"."""
+    return lab_text(r, limits)

@@ -11,7 +11,7 @@ Not raised while thrombosis prophylaxis, an anticoagulant or an antiplatelet age
 Resolves with albumin >= 25 g/L, or when prophylaxis is started. Severity follows the latest value
 within one episode (up or down).
 
-Readings where the rule book leaves room:
+Readings where docs/clinical-rules.md leaves room:
 - The feed does not say which assay (BCG or BCP) measured the albumin, so the two KDIGO21 cut-offs
   are used as two tiers for every result; the message names the assay dependence.
 - An antiplatelet agent suppresses the alert at every albumin, like an anticoagulant: whether
@@ -41,6 +41,8 @@ PROPHYLAXIS = tuple(sorted(THROMBOPROPHYLAXIS))
 ALBUMIN_WARNING_BELOW_G_L = 25.0
 # seed review / KDIGO21 (bromocresol green assay): below 20 g/L anticoagulation is indicated
 ALBUMIN_CRITICAL_BELOW_G_L = 20.0
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {ANALYTE: (ALBUMIN_CRITICAL_BELOW_G_L, ALBUMIN_WARNING_BELOW_G_L)}
 
 
 def _low(r: LabResult) -> bool:

@@ -3,12 +3,12 @@
 Fires, per drug, when the drug is active (monitor.therapy.active) on the date of its latest trough
 (C0) and at `as_of`, and that trough is above the upper limit (strictly):
 - cyclosporine > 190 ng/mL (seed review: Waldman kept CsA at 125-190 ug/L to avoid nephrotoxicity;
-  clinical-rules.md adds a KDIGO 2012 target of 125-175, which could not be checked against the
+  docs/clinical-rules.md adds a KDIGO 2012 target of 125-175, which could not be checked against the
   guideline text here, so the message quotes only Waldman's range);
 - tacrolimus > 10 ng/mL (KDIGO 2012: induction target 5-10 ng/mL).
 Resolves with a later trough in range (<= the limit), or when the drug is no longer active.
 
-Reading: clinical-rules.md says "while on the drug"; as for the low-trough rules, the drug must be
+Reading: docs/clinical-rules.md says "while on the drug"; as for the low-trough rules, the drug must be
 active both when the trough was drawn and at as_of (a stopped drug cannot be adjusted).
 Episode: "<drug>:<date of the first high trough of the current run>", e.g. "cyclosporine:2025-03-01";
 each drug is its own alert.
@@ -32,6 +32,8 @@ REFERENCE = ("Seed review (2023): Waldman kept cyclosporine troughs at 125-190 u
 CSA_TROUGH_HIGH_NG_ML = 190.0
 # KDIGO12: tacrolimus induction target 5-10 ng/mL; > 10 fires
 TAC_TROUGH_HIGH_NG_ML = 10.0
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {"csa_trough": (CSA_TROUGH_HIGH_NG_ML,), "tac_trough": (TAC_TROUGH_HIGH_NG_ML,)}
 
 
 @dataclass(frozen=True)

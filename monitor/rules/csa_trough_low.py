@@ -5,7 +5,7 @@ trough (C0) and at `as_of`, and that trough is < 100 ng/mL (strictly: 100 does n
 Resolves with a later trough >= 100 ng/mL, or when cyclosporine is no longer active at `as_of`.
 
 Source: Cattran DC et al. Kidney Int 2007 (cyclosporine in IMN: relapses were more frequent when the
-trough was below 100 ng/mL); the seed review repeats it (clinical-rules.md, "Alert rules").
+trough was below 100 ng/mL); the seed review repeats it (docs/clinical-rules.md, "Alert rules").
 
 Episode: the date of the first trough of the current run of low troughs taken on cyclosporine, so a
 later, separate run of low troughs is a new alert.
@@ -26,6 +26,8 @@ ANALYTE = "csa_trough"
 DRUG = "cyclosporine"
 # Cattran07: relapses more frequent when C0 < 100 ng/mL; strictly below (100 itself does not fire)
 CSA_TROUGH_LOW_NG_ML = 100.0
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {ANALYTE: (CSA_TROUGH_LOW_NG_ML,)}
 
 
 def _low(r: LabResult) -> bool:

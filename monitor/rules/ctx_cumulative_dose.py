@@ -11,7 +11,7 @@ One episode per patient ("cumulative"): the alert escalates from warning to crit
 grows and never resolves by itself (it is history); a clinician acknowledges it.
 
 Records that cannot be counted (a dose in mg/kg without a body weight, mg/m2 without height, no dose)
-are named in the message and the evidence. Reading where clinical-rules.md is silent: when such
+are named in the message and the evidence. Reading where docs/clinical-rules.md is silent: when such
 records exist and the counted total is below 10 g, the true total is unknown, so an `info` finding
 (same episode) says what is missing instead of staying silent; it escalates to warning/critical once
 the missing data make the total reach a threshold.
@@ -34,10 +34,12 @@ REFERENCE = ("Seed review (2023): cumulative cyclophosphamide causes leukopenia 
 
 DRUG = "cyclophosphamide"
 EPISODE = "cumulative"
-# clinical-rules.md: a 6-month modified Ponticelli course already gives about 10-15 g
+# docs/clinical-rules.md: a 6-month modified Ponticelli course already gives about 10-15 g
 CTX_WARNING_G = 10.0
 # Faurschou 2008: bladder cancer risk above 36 g cumulative cyclophosphamide
 CTX_CRITICAL_G = 36.0
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {"cyclophosphamide_cumulative": (CTX_WARNING_G, CTX_CRITICAL_G)}
 # grams are rounded before comparison so that 10 x 1000 mg is exactly 10 g
 _GRAM_DIGITS = 6
 
@@ -78,7 +80,8 @@ def _uncounted_text(dose: CumulativeDose) -> str:
 
 
 def _message(severity: Severity, grams: float, dose: CumulativeDose, as_of: date) -> str:
-    head = (f"Cumulative cyclophosphamide is {num(grams, 3)} g by {as_of.isoformat()} "
+    total = num(grams, 3, (CTX_WARNING_G, CTX_CRITICAL_G))  # never "10 g" for 9.9996 g
+    head = (f"Cumulative cyclophosphamide is {total} g by {as_of.isoformat()} "
             f"({len(dose.contributions)} record(s) counted).{_uncounted_text(dose)}")
     if severity == "critical":
         return (f"{head} This is at or above {CTX_CRITICAL_G:g} g, above which the risk of bladder cancer "

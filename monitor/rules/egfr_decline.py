@@ -10,11 +10,14 @@ Fires when
   trough level.
 Resolves when the values are back within these limits.
 
+The series is one equation's (monitor.egfr.egfr_series): a reported eGFR of another equation is
+never judged against a baseline of CKD-EPI 2021 values, nor the other way round.
+
 Sources: KDIGO 2021 GN guideline ch.3 (a creatinine rise >= 30% within 6-12 months, or an unexplained
 fall in kidney function, marks high/very high risk of progression); KDIGO 2012 GN guideline ch.7
 (check CNI levels on an unexplained rise in serum creatinine > 20% during treatment).
 
-Readings where clinical-rules.md leaves room (each one also commented where it is coded):
+Readings where docs/clinical-rules.md leaves room (each one also commented where it is coded):
 - Baseline of a run. The first value of a run is judged exactly as written: against the median of
   the values of the 12 months before it. Later values of the same run are judged against that same
   baseline, not their own rolling one: otherwise a sustained fall would pull the rolling median down
@@ -35,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from monitor.display import unit_label, value_text
 from monitor.egfr import DERIVED_SOURCE
 from monitor.events import CALCINEURIN_INHIBITORS, LabResult, MedicationEvent
 from monitor.findings import Evidence, Finding, Severity
@@ -48,14 +52,17 @@ REFERENCE = ("KDIGO 2021 GN guideline ch.3 (unexplained decline of kidney functi
              "progression); KDIGO 2012 GN guideline ch.7 (check CNI levels on an unexplained creatinine "
              "rise > 20%)")
 
-# clinical-rules.md (KDIGO21 risk of progression): eGFR >= 25% below baseline fires (warning)
+# docs/clinical-rules.md (KDIGO21 risk of progression): eGFR >= 25% below baseline fires (warning)
 EGFR_DECLINE_WARNING_PCT = 25.0
-# clinical-rules.md: a fall of >= 40% is critical (a 40% eGFR decline is an accepted surrogate of
+# docs/clinical-rules.md: a fall of >= 40% is critical (a 40% eGFR decline is an accepted surrogate of
 # kidney failure risk, and the KDIGO21 creatinine-rise criterion of 30% is far exceeded)
 EGFR_DECLINE_CRITICAL_PCT = 40.0
 # KDIGO12: check CNI levels whenever serum creatinine rises unexpectedly by > 20% (strictly)
 CREATININE_RISE_ON_CNI_PCT = 20.0
-# clinical-rules.md: baseline = median of the values of the previous 12 months, >= 2 values
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {"egfr_decline_pct": (EGFR_DECLINE_WARNING_PCT, EGFR_DECLINE_CRITICAL_PCT),
+                  "creatinine_rise_pct": (CREATININE_RISE_ON_CNI_PCT,)}
+# docs/clinical-rules.md: baseline = median of the values of the previous 12 months, >= 2 values
 BASELINE_WINDOW_DAYS = 365
 BASELINE_MIN_VALUES = 2
 # percentages are rounded before comparison so that 60 vs 80 is exactly a 25% fall
@@ -254,6 +261,11 @@ def _egfr_lab(ctx: RuleContext, ev: _Evidence, r: LabResult, role: str) -> None:
     ev.lab(creatinine, f"creatinine behind the computed eGFR of {r.effective_date.isoformat()}")
 
 
+def _baseline_text(run: _Run, latest: LabResult) -> str:
+    """The baseline (a median) at the precision of the values it is the median of."""
+    return f"{value_text(run.baseline, latest.analyte, latest.unit)} {unit_label(latest.unit)}"
+
+
 def _egfr_part(ctx: RuleContext, run: _Run, ev: _Evidence) -> str:
     latest, pct = run.latest, run.change_pct(-1)
     for r in run.baseline_values:
@@ -270,8 +282,12 @@ def _egfr_part(ctx: RuleContext, run: _Run, ev: _Evidence) -> str:
     how = (f" (computed by CKD-EPI 2021 from serum creatinine {shown(computed)})" if computed else "")
     since = (f" eGFR has been this far below baseline since {run.first.effective_date.isoformat()}."
              if run.first.identity != latest.identity else "")
-    return (f"eGFR {shown(latest)} on {latest.effective_date.isoformat()}{how} is {num(pct)}% below "
-            f"the baseline of {num(run.baseline)} {latest.unit} ({_span(run.baseline_values)}).{since}")
+    shown_pct = num(pct, 0, (EGFR_DECLINE_WARNING_PCT, EGFR_DECLINE_CRITICAL_PCT))
+    # the latest value stays on its side of the baseline's 25% and 40% marks, as the percentage does
+    marks = (run.baseline * (1 - EGFR_DECLINE_WARNING_PCT / 100),
+             run.baseline * (1 - EGFR_DECLINE_CRITICAL_PCT / 100))
+    return (f"eGFR {shown(latest, *marks)} on {latest.effective_date.isoformat()}{how} is {shown_pct}% below "
+            f"the baseline of {_baseline_text(run, latest)} ({_span(run.baseline_values)}).{since}")
 
 
 def _creatinine_part(run: _Run, course: MedicationEvent, ev: _Evidence) -> str:
@@ -286,8 +302,10 @@ def _creatinine_part(run: _Run, course: MedicationEvent, ev: _Evidence) -> str:
     ev.add(Evidence.derived("creatinine_rise_pct", pct, "%", latest.effective_date,
                             f"latest creatinine vs baseline (fires > {CREATININE_RISE_ON_CNI_PCT:g}% "
                             f"on a CNI)"))
-    return (f"Serum creatinine {shown(latest)} on {latest.effective_date.isoformat()} is {num(pct)}% "
-            f"above its baseline of {num(run.baseline)} {latest.unit} ({_span(run.baseline_values)}) "
+    mark = run.baseline * (1 + CREATININE_RISE_ON_CNI_PCT / 100)
+    return (f"Serum creatinine {shown(latest, mark)} on {latest.effective_date.isoformat()} is "
+            f"{num(pct, 0, (CREATININE_RISE_ON_CNI_PCT,))}% "
+            f"above its baseline of {_baseline_text(run, latest)} ({_span(run.baseline_values)}) "
             f"during the {course.drug} course started {course.start.isoformat()}.")
 
 

@@ -1,13 +1,13 @@
 """Rule `immunological_relapse`: anti-PLA2R comes back after treatment had made it negative.
 
-Definition (clinical-rules.md): anti-PLA2R had reached < 14 RU/mL after treatment and is now
+Definition (docs/clinical-rules.md): anti-PLA2R had reached < 14 RU/mL after treatment and is now
 >= 20 RU/mL. Severity warning. Resolves when the titer is < 14 again.
 
 Sources: KDIGO 2021 GN guideline ch.3 (immunological remission = anti-PLA2R < 14 RU/mL; the titer
 tracks disease activity); seed review (the titer changes months before proteinuria, so its return
 announces a clinical relapse).
 
-Interpretations (clinical-rules.md leaves them open):
+Interpretations (docs/clinical-rules.md leaves them open):
 - "After treatment" = a value dated strictly after the first administration of any
   immunosuppressant (monitor.therapy.IMMUNOSUPPRESSANTS) or anti-CD20 agent: a value drawn on the
   day of the first dose is the pre-treatment baseline, and a titer that was negative before any
@@ -29,6 +29,7 @@ from datetime import date
 
 from monitor.events import ANTI_CD20, LabResult, MedicationEvent
 from monitor.findings import Evidence, Finding
+from monitor.rules._common import shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import IMMUNOSUPPRESSANTS
 from monitor.timeline import SeriesArrays, Timeline
@@ -79,12 +80,12 @@ def _open_reappearance(titers: tuple[LabResult, ...], treated_on: date,
 
 def _message(found: _Reappearance, treatment: MedicationEvent) -> str:
     neg, pos, latest = found.negative, found.first_positive, found.latest
-    text = (f"Anti-PLA2R has come back: {pos.value:g} RU/mL on {pos.effective_date} "
-            f"(positive, >= {ANTI_PLA2R_POSITIVE_FROM_RU_ML:g}), after it had fallen to {neg.value:g} RU/mL "
+    text = (f"Anti-PLA2R has come back: {shown(pos)} on {pos.effective_date} "
+            f"(positive, >= {ANTI_PLA2R_POSITIVE_FROM_RU_ML:g}), after it had fallen to {shown(neg)} "
             f"(negative, < {ANTI_PLA2R_NEGATIVE_BELOW_RU_ML:g}) on {neg.effective_date} following "
             f"{treatment.drug} started {treatment.start}.")
     if latest is not pos:
-        text += f" Latest value {latest.value:g} RU/mL on {latest.effective_date}."
+        text += f" Latest value {shown(latest)} on {latest.effective_date}."
     return (text + " A returning titer usually precedes a proteinuria relapse by months; closer "
             "monitoring of proteinuria and the titer may be worth considering.")
 

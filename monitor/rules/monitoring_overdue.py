@@ -1,6 +1,6 @@
 """Rule `monitoring_overdue`: a result that should be measured on therapy has not been.
 
-Definition (clinical-rules.md): on immunosuppression, or within 12 months after the last dose of an
+Definition (docs/clinical-rules.md): on immunosuppression, or within 12 months after the last dose of an
 anti-CD20 course, and
 - no proteinuria in 90 days; or
 - no anti-PLA2R in 90 days, for a PLA2R-positive patient; or
@@ -9,7 +9,7 @@ anti-CD20 course, and
 Severity info; one finding per missing series. Resolves when the missing result arrives.
 
 Source: KDIGO 2021 GN guideline ch.3 (proteinuria and anti-PLA2R at 3 and 6 months after the start
-of therapy; CNI levels monitored during treatment); clinical-rules.md.
+of therapy; CNI levels monitored during treatment); docs/clinical-rules.md.
 
 Interpretations:
 - "Days since" run from an anchor = max(last result's date, start of monitoring) to as_of, where the
@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from monitor.display import proteinuria_text
 from monitor.events import CALCINEURIN_INHIBITORS, LabResult, MedicationEvent
 from monitor.findings import Evidence, Finding
 from monitor.rules._common import shown
@@ -58,10 +59,10 @@ REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glome
 PROTEINURIA_EVERY_DAYS = 90
 # KDIGO21: anti-PLA2R at 3 and 6 months after the start of therapy
 ANTI_PLA2R_EVERY_DAYS = 90
-# clinical-rules.md: a CNI trough at least every 2 months while on the drug (KDIGO12/KDIGO21: CNI
+# docs/clinical-rules.md: a CNI trough at least every 2 months while on the drug (KDIGO12/KDIGO21: CNI
 # doses are adjusted to trough levels; the 60-day interval itself is this project's choice)
 CNI_TROUGH_EVERY_DAYS = 60
-# clinical-rules.md: monitoring continues 12 months after the last dose of an anti-CD20 course
+# docs/clinical-rules.md: monitoring continues 12 months after the last dose of an anti-CD20 course
 AFTER_ANTI_CD20_DAYS = 365
 # KDIGO21: < 14 RU/mL is negative; any titer >= 14 makes the titer worth following
 PLA2R_FOLLOWED_FROM_RU_ML = ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
@@ -75,7 +76,7 @@ WBC_EARLY_PERIOD_DAYS = 8 * 7
 WBC_LATER_EVERY_DAYS = 60
 # ... until 30 days after its last day (the leukocyte nadir follows the last dose by 1-2 weeks)
 WBC_AFTER_CYCLOPHOSPHAMIDE_DAYS = 30
-# clinical-rules.md: the trough that belongs to each calcineurin inhibitor
+# docs/clinical-rules.md: the trough that belongs to each calcineurin inhibitor
 CNI_TROUGH_SERIES: dict[str, str] = {"cyclosporine": "csa_trough", "tacrolimus": "tac_trough"}
 assert set(CNI_TROUGH_SERIES) == CALCINEURIN_INHIBITORS
 
@@ -174,6 +175,11 @@ def _due(ctx: RuleContext) -> list[_Due]:
     return due
 
 
+def _last_text(r: LabResult) -> str:
+    # a proteinuria with what it is (24-h urine, UPCR), any other result with its unit
+    return proteinuria_text(r) if r.analyte in ("proteinuria_24h", "upcr") else shown(r)
+
+
 def _overdue(ctx: RuleContext, due: _Due) -> Finding | None:
     last = due.results[-1] if due.results else None
     anchor: date = max(last.effective_date, due.since.start) if last else due.since.start
@@ -184,7 +190,7 @@ def _overdue(ctx: RuleContext, due: _Due) -> Finding | None:
     therapy = due.therapy_text
     if last is not None:
         observed = (f"No {label} result for {(ctx.as_of - last.effective_date).days} days: the last was "
-                    f"{shown(last)} on {last.effective_date} ({therapy}).")
+                    f"{_last_text(last)} on {last.effective_date} ({therapy}).")
     elif due.therapy:
         observed = f"No {label} result in the {days} days since {due.since.start} ({therapy})."
     else:

@@ -1,6 +1,6 @@
 """Rule `relapse`: proteinuria is back in the nephrotic range after a partial or complete remission.
 
-Definition (clinical-rules.md): the patient had reached CR or PR, and proteinuria is > 3.5 g/d again.
+Definition (docs/clinical-rules.md): the patient had reached CR or PR, and proteinuria is > 3.5 g/d again.
 One value: warning ("possible relapse"). Confirmed (values > 3.5 g/d spanning >= 7 days), or one
 value with anti-PLA2R >= 20 RU/mL within 30 days of it: critical. Resolves when a later confirmed
 PR/CR follows.
@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
+from monitor.display import proteinuria_text
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding, Severity
 from monitor.remission import CONFIRMATION_DAYS, NEPHROTIC_G_PER_DAY, Relapse
+from monitor.rules._common import shown
 from monitor.rules.base import RuleContext
 from monitor.timeline import SeriesArrays
 from monitor.trends import ANTI_PLA2R_POSITIVE_FROM_RU_ML
@@ -35,15 +37,15 @@ REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glome
 
 # KDIGO21: relapse = proteinuria > 3.5 g/d again (the constant lives in monitor.remission)
 RELAPSE_ABOVE_G_PER_DAY = NEPHROTIC_G_PER_DAY
-# clinical-rules.md (KDIGO21): a positive titer (>= 20 RU/mL) near a single high value makes it critical
+# docs/clinical-rules.md (KDIGO21): a positive titer (>= 20 RU/mL) near a single high value makes it critical
 SUPPORTING_TITER_MIN_RU_ML = ANTI_PLA2R_POSITIVE_FROM_RU_ML
-# clinical-rules.md: the supporting titer must be within 30 days of the high proteinuria
+# docs/clinical-rules.md: the supporting titer must be within 30 days of the high proteinuria
 SUPPORTING_TITER_WITHIN_DAYS = 30
 
 
 def _describe(r: LabResult) -> str:
-    kind = "24-h urine" if r.analyte == "proteinuria_24h" else "UPCR, g/g taken as g/d"
-    return f"{r.value:g} g/d ({kind}) on {r.effective_date}"
+    # "4.2 g/d (24-h urine)", "4.2 g/d (UPCR in g/g, taken as g/d)", "UPCR 372 mg/mmol (~3.72 g/d)"
+    return f"{proteinuria_text(r, (RELAPSE_ABOVE_G_PER_DAY,))} on {r.effective_date}"
 
 
 def _confirmed(relapse: Relapse) -> bool:
@@ -80,7 +82,7 @@ def _message(relapse: Relapse, titer: LabResult | None) -> str:
                 f"after {remission}. Not yet confirmed: a second value above {RELAPSE_ABOVE_G_PER_DAY:g} g/d "
                 f"at least {CONFIRMATION_DAYS} days after the first would confirm it.")
     if titer is not None:
-        text += (f" Anti-PLA2R {titer.value:g} RU/mL on {titer.effective_date} (positive, within "
+        text += (f" Anti-PLA2R {shown(titer)} on {titer.effective_date} (positive, within "
                  f"{SUPPORTING_TITER_WITHIN_DAYS} days) supports renewed immunological activity.")
     return text + " A relapse may call for a review of the treatment plan."
 

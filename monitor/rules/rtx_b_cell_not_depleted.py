@@ -1,11 +1,11 @@
 """Rule `rtx_b_cell_not_depleted`: B cells still present after an anti-CD20 course.
 
-Definition (clinical-rules.md): CD19 >= 5 cells/uL measured 7-60 days after the last dose of an
+Definition (docs/clinical-rules.md): CD19 >= 5 cells/uL measured 7-60 days after the last dose of an
 anti-CD20 course (incomplete depletion, e.g. urinary loss of the antibody in nephrotic patients).
 Severity warning. Resolves with a later CD19 < 5 cells/uL.
 
 Source: KDIGO 2021 GN guideline ch.3 (practice points on monitoring B-cell depletion after
-rituximab); clinical-rules.md thresholds.
+rituximab); docs/clinical-rules.md thresholds.
 
 Interpretations:
 - Only the latest course is evaluated (as for rtx_non_response): a new course is a new episode, and
@@ -24,6 +24,7 @@ from datetime import timedelta
 
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding
+from monitor.rules._common import shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import AntiCD20Course
 
@@ -31,9 +32,11 @@ RULE_ID = "rtx_b_cell_not_depleted"
 REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, ch.3 "
              "(practice points on B-cell monitoring after rituximab)")
 
-# clinical-rules.md (KDIGO21 practice points): depletion = CD19 < 5 cells/uL
+# docs/clinical-rules.md (KDIGO21 practice points): depletion = CD19 < 5 cells/uL
 DEPLETED_BELOW_CELLS_UL = 5.0
-# clinical-rules.md: the count is judged 7-60 days after the last dose of the course
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {"cd19_count": (DEPLETED_BELOW_CELLS_UL,)}
+# docs/clinical-rules.md: the count is judged 7-60 days after the last dose of the course
 WINDOW_FROM_DAYS = 7
 WINDOW_TO_DAYS = 60
 
@@ -63,9 +66,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     latest = high[-1]
     days = (latest.effective_date - course.last_dose).days
-    message = (f"B cells are not depleted: CD19 {latest.value:g} cells/uL on {latest.effective_date}, "
+    message = (f"B cells are not depleted: CD19 {shown(latest)} on {latest.effective_date}, "
                f"{days} days after the last {course.agent} dose ({course.last_dose}; course started "
-               f"{course.first_dose}). Depletion is expected below {DEPLETED_BELOW_CELLS_UL:g} cells/uL "
+               f"{course.first_dose}). Depletion is expected below {DEPLETED_BELOW_CELLS_UL:g} cells/\u00b5L "
                f"{WINDOW_FROM_DAYS}-{WINDOW_TO_DAYS} days after a course; incomplete depletion can follow "
                "urinary loss of the antibody in nephrotic patients and may limit the response. A repeat "
                "count and a review of the dosing may be worth considering.")

@@ -1,6 +1,6 @@
 """Rule `rtx_non_response`: no response 6 months after the first dose of an anti-CD20 course.
 
-Definition (clinical-rules.md): >= 183 days after the first dose of the latest anti-CD20 course, no
+Definition (docs/clinical-rules.md): >= 183 days after the first dose of the latest anti-CD20 course, no
 PR/CR reached since, and either
 - immunological non-response: anti-PLA2R still >= 14 RU/mL in a PLA2R-positive patient, or
 - clinical failure: proteinuria reduced < 25% from the pre-course baseline.
@@ -17,7 +17,7 @@ Interpretations:
   (14-19.9) is not immunological remission either (KDIGO21 < 14), so its persistence is a
   non-response just the same.
 - The baseline proteinuria is the course baseline (monitor.therapy.course_baseline_proteinuria: the
-  latest value in the 30 days up to and including the first dose), shared with rtx_redose_due. No
+  latest value in the 90 days up to and including the first dose), shared with rtx_redose_due. No
   such value: the clinical criterion is not evaluated (said in the message when the titer fires).
 - The titer and the proteinuria judged are the latest ones, and only if drawn >= 90 days after the
   first dose: KDIGO21 asks for the titer at 3 and 6 months; earlier values still show antibody and
@@ -32,8 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from monitor.display import proteinuria_text
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding, Severity
+from monitor.rules._common import num, shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import COURSE_BASELINE_LOOKBACK_DAYS, AntiCD20Course, course_baseline_proteinuria
 from monitor.timeline import SeriesArrays
@@ -53,6 +55,8 @@ RESULT_MIN_DAYS_AFTER_FIRST_DOSE = 90
 TITER_PERSISTENT_FROM_RU_ML = ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
 # MENTOR: proteinuria reduced by < 25% from baseline at 6 months = treatment failure
 MIN_PROTEINURIA_REDUCTION = 0.25
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {"proteinuria_reduction": (MIN_PROTEINURIA_REDUCTION * 100,)}
 _EPS = 1e-9  # float tolerance: a reduction of exactly 25% is a response, not a failure
 
 
@@ -68,7 +72,7 @@ class _Titer:
 
 @dataclass(frozen=True)
 class _Proteinuria:
-    baseline: LabResult  # the last proteinuria in the 30 days up to the first dose
+    baseline: LabResult  # the course baseline: the latest proteinuria in the 90 days up to the first dose
     latest: LabResult | None  # the latest proteinuria drawn >= 90 days after the first dose
 
     @property
@@ -122,19 +126,23 @@ def _remission_reached(ctx: RuleContext, course: AntiCD20Course) -> bool:
 
 
 def _change(reduction: float) -> str:
-    return f"reduced by {reduction:.0%}" if reduction >= 0 else f"increased by {-reduction:.0%}"
+    # a reduction of 24.6% reads "24.6%", never "25%", beside "short of the 25% reduction"
+    pct = num(abs(reduction) * 100, 0, (MIN_PROTEINURIA_REDUCTION * 100,))
+    return f"reduced by {pct}%" if reduction >= 0 else f"increased by {pct}%"
 
 
 def _message(course: AntiCD20Course, titer: _Titer | None, prot: _Proteinuria | None, days: int) -> str:
     parts = [f"{days} days after the first {course.agent} dose of the course started {course.first_dose}, "
              "no partial or complete remission has been reached."]
     if titer is not None and titer.persistent and titer.latest is not None:
-        parts.append(f"Anti-PLA2R is still {titer.latest.value:g} RU/mL on {titer.latest.effective_date} "
-                     f"(was {titer.baseline.value:g} on {titer.baseline.effective_date}; "
+        parts.append(f"Anti-PLA2R is still {shown(titer.latest)} on {titer.latest.effective_date} "
+                     f"(was {shown(titer.baseline)} on {titer.baseline.effective_date}; "
                      f">= {TITER_PERSISTENT_FROM_RU_ML:g} = no immunological response).")
     if prot is not None and prot.failed and prot.latest is not None and prot.reduction is not None:
-        parts.append(f"Proteinuria {prot.latest.value:g} g/d on {prot.latest.effective_date} vs "
-                     f"{prot.baseline.value:g} g/d before the course ({prot.baseline.effective_date}): "
+        failure_mark = (1 - MIN_PROTEINURIA_REDUCTION) * prot.baseline.value
+        parts.append(f"Proteinuria {proteinuria_text(prot.latest, (failure_mark,))} on "
+                     f"{prot.latest.effective_date} vs "
+                     f"{proteinuria_text(prot.baseline)} before the course ({prot.baseline.effective_date}): "
                      f"{_change(prot.reduction)}, short of the {MIN_PROTEINURIA_REDUCTION:.0%} reduction "
                      "below which MENTOR counted treatment failure.")
     elif prot is None:

@@ -6,9 +6,9 @@ Resolves with a later trough >= 3 ng/mL, or when tacrolimus is no longer active 
 
 Source: KDIGO 2012 GN guideline ch.7 (CNI levels monitored during treatment; induction targets of
 5-10 ng/mL in the tacrolimus trials, lower in maintenance); 3 ng/mL is below the lowest target used
-in IMN regimens (clinical-rules.md, "Alert rules").
+in IMN regimens (docs/clinical-rules.md, "Alert rules").
 
-Reading of "tacrolimus active" (clinical-rules.md says only "tacrolimus active and latest trough"):
+Reading of "tacrolimus active" (docs/clinical-rules.md says only "tacrolimus active and latest trough"):
 the same as csa_trough_low, active on the trough's date and at as_of, so a trough drawn after the
 drug was stopped (or before it started) never fires.
 
@@ -28,8 +28,10 @@ REFERENCE = ("KDIGO 2012 GN guideline ch.7 (monitor CNI levels; tacrolimus induc
 
 ANALYTE = "tac_trough"
 DRUG = "tacrolimus"
-# clinical-rules.md / KDIGO12: below any IMN regimen's target (induction 5-10, maintenance >= 3)
+# docs/clinical-rules.md / KDIGO12: below any IMN regimen's target (induction 5-10, maintenance >= 3)
 TAC_TROUGH_LOW_NG_ML = 3.0
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {ANALYTE: (TAC_TROUGH_LOW_NG_ML,)}
 
 
 def _low(r: LabResult) -> bool:

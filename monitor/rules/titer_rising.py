@@ -1,6 +1,6 @@
 """Rule `titer_rising`: the anti-PLA2R titer is climbing to a positive level.
 
-Definition (clinical-rules.md): the latest anti-PLA2R is >= 20 RU/mL, and >= 1.5x the lowest value
+Definition (docs/clinical-rules.md): the latest anti-PLA2R is >= 20 RU/mL, and >= 1.5x the lowest value
 of the preceding 12 months, and >= 10 RU/mL above it. The window must hold at least one earlier
 measurement (so the comparison spans two measurements). Severity warning. Resolves when a later
 value no longer meets the condition.
@@ -15,7 +15,7 @@ Interpretations:
   exactly 1.5x (e.g. 13.3 -> 19.95) counts.
 - "Rising" also needs the latest value to be no lower than the measurement before it: a titer that
   fell since (e.g. after re-treatment, 114.7 -> 41.8 RU/mL) is not rising any more, even while it
-  is still >= 1.5x the 12-month low (clinical-rules.md is silent; the rule's name and purpose).
+  is still >= 1.5x the 12-month low (docs/clinical-rules.md is silent; the rule's name and purpose).
 - Episode = date of the first value of the current run of values that each met the condition
   against their own window, so a still-rising titer keeps one alert and a new rise after the
   condition cleared is a new one.
@@ -27,6 +27,7 @@ from bisect import bisect_left
 
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding
+from monitor.rules._common import num, shown
 from monitor.rules.base import RuleContext
 from monitor.timeline import SeriesArrays
 from monitor.trends import ANTI_PLA2R_POSITIVE_FROM_RU_ML
@@ -35,13 +36,15 @@ RULE_ID = "titer_rising"
 REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, ch.3 "
              "(anti-PLA2R titer tracks disease activity); 2023 review of IMN treatment")
 
-# clinical-rules.md (KDIGO21: titer tracks activity): the latest must be positive, >= 20 RU/mL
+# docs/clinical-rules.md (KDIGO21: titer tracks activity): the latest must be positive, >= 20 RU/mL
 RISING_TITER_MIN_RU_ML = ANTI_PLA2R_POSITIVE_FROM_RU_ML
-# clinical-rules.md: >= 1.5x the lowest value of the preceding 12 months
+# docs/clinical-rules.md: >= 1.5x the lowest value of the preceding 12 months
 RISE_FACTOR = 1.5
-# clinical-rules.md: and >= 10 RU/mL higher (a doubling of a tiny titer is assay noise)
+# values shown in messages and evidence stay on their side of these (monitor.display)
+DISPLAY_LIMITS = {"anti_pla2r_rise_ratio": (RISE_FACTOR,)}
+# docs/clinical-rules.md: and >= 10 RU/mL higher (a doubling of a tiny titer is assay noise)
 RISE_MIN_RU_ML = 10.0
-# clinical-rules.md: preceding 12 months (titers are measured every 3-6 months, KDIGO21)
+# docs/clinical-rules.md: preceding 12 months (titers are measured every 3-6 months, KDIGO21)
 LOOKBACK_DAYS = 365
 _EPS = 1e-9  # float tolerance for the inclusive limits
 
@@ -92,10 +95,12 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     lowest = _rise(titers, len(titers) - 1, arrays)
     assert lowest is not None  # the run is non-empty, so the latest value meets the condition
     ratio = latest.value / lowest.value if lowest.value > 0 else float("inf")
-    ratio_text = f"{ratio:.1f}x" if lowest.value > 0 else "up from 0"
-    rise = latest.value - lowest.value
-    message = (f"Anti-PLA2R is rising: {latest.value:g} RU/mL on {latest.effective_date}, up from "
-               f"{lowest.value:g} RU/mL on {lowest.effective_date} ({ratio_text}, +{rise:g} RU/mL; lowest value of the preceding {LOOKBACK_DAYS} days). A rising titer signals "
+    ratio_text = f"{num(ratio, 1, (RISE_FACTOR,))}x" if lowest.value > 0 else "up from 0"
+    rise = num(latest.value - lowest.value, 1, (RISE_MIN_RU_ML,))
+    marks = (lowest.value * RISE_FACTOR, lowest.value + RISE_MIN_RU_ML)  # the latest stays beside both
+    message = (f"Anti-PLA2R is rising: {shown(latest, *marks)} on {latest.effective_date}, up from "
+               f"{shown(lowest)} on {lowest.effective_date} ({ratio_text}, +{rise} RU/mL; lowest value "
+               f"of the preceding {LOOKBACK_DAYS} days). A rising titer signals "
                "renewed immunological activity and may precede a rise in proteinuria; a review of "
                "proteinuria and of the treatment plan may be worth considering.")
     evidence = [Evidence.of_lab(lowest, note=f"lowest in the preceding {LOOKBACK_DAYS} days"),

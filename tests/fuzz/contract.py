@@ -2,8 +2,10 @@
 atheris harness (tests/fuzz/README.md).
 
 Contract: any bytes in -> no unhandled exception; every rejected item has a specific, non-empty,
-storable reason; every accepted event is valid (it re-validates from its own JSON form, and its
-times convert to UTC as storage needs); every HL7 message is acknowledged AA/AE/AR; and on an MLLP
+storable reason; every accepted event is valid (it re-validates from its own JSON form, its times
+convert to UTC as storage needs, and lie between 1900 and a day after the payload was received);
+nothing vanishes (parse_payload yields an event or a rejection for every payload); every HL7
+message is acknowledged AA/AE/AR; and on an MLLP
 connection every complete frame gets exactly one framed ACK, whatever the bytes around it and
 however they are cut into reads.
 """
@@ -12,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
 from monitor.events import parse_event
-from monitor.interop import CodeMap, ParseResult, Rejected, parse_payload
+from monitor.interop import CodeMap, ParseResult, Rejected, ValidationContext, parse_payload
 from monitor.interop.csv import parse_csv
 from monitor.interop.fhir import parse_fhir
 from monitor.interop.hl7v2 import ack_for, parse_hl7v2
@@ -28,12 +30,16 @@ from monitor.interop.ndjson import parse_ndjson
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
 CODE_MAP = CodeMap.from_toml((ROOT / "examples" / "codemap.toml").read_text())
+# every corpus payload is read as if received at this moment (fixed: the outcome must not depend on
+# the day the tests run), with times written without an offset meant in UTC
+RECEIVED_AT = datetime(2026, 6, 1, tzinfo=UTC)
+CONTEXT = ValidationContext(received_at=RECEIVED_AT)
 # the parsers themselves, without parse_payload's last-resort catch (which would hide a crash)
 DIRECT: dict[str, Callable[[bytes], ParseResult]] = {
-    "ndjson": parse_ndjson,
-    "csv": parse_csv,
-    "hl7v2": lambda d: parse_hl7v2(d, CODE_MAP),
-    "fhir": lambda d: parse_fhir(d, CODE_MAP),
+    "ndjson": lambda d: parse_ndjson(d, CONTEXT),
+    "csv": lambda d: parse_csv(d, CONTEXT),
+    "hl7v2": lambda d: parse_hl7v2(d, CODE_MAP, CONTEXT),
+    "fhir": lambda d: parse_fhir(d, CODE_MAP, CONTEXT),
 }
 FORMATS = ("ndjson", "csv", "hl7v2", "fhir", "mllp")
 MLLP_START, MLLP_END = b"\x0b", b"\x1c"
@@ -47,9 +53,12 @@ def _fail(where: str, what: str, item: object = None) -> None:
     raise ContractViolation(f"{where}: {what}" + (f"\n  {item!r}"[:1500] if item is not None else ""))
 
 
-def check_result(result: ParseResult, where: str) -> None:
+def check_result(result: ParseResult, where: str, *, whole: bool = False) -> None:
+    """`whole`: the result of parse_payload, which must never let a payload vanish."""
     if not isinstance(result, ParseResult):
         _fail(where, f"parser returned {type(result).__name__}, not ParseResult")
+    if whole and not result.events and not result.rejected:
+        _fail(where, "payload vanished: no event and no rejection")
     for r in result.rejected:
         if not isinstance(r, Rejected):
             _fail(where, "rejection is not a Rejected", r)
@@ -73,6 +82,12 @@ def check_result(result: ParseResult, where: str) -> None:
                 when is None or when.astimezone(timezone.utc)
             except OverflowError:
                 _fail(where, f"accepted {name} cannot be converted to UTC (storage would raise)", e)
+            if when is not None and not datetime(1900, 1, 1, tzinfo=UTC) <= when <= RECEIVED_AT + timedelta(days=1):
+                _fail(where, f"accepted {name} outside 1900 .. a day after receipt", e)
+        for name in ("start", "birth_date"):
+            day = getattr(e, name, None)
+            if day is not None and not date(1900, 1, 1) <= day <= (RECEIVED_AT + timedelta(days=1)).date():
+                _fail(where, f"accepted {name} outside 1900 .. a day after receipt", e)
         text = e.model_dump_json()
         text.encode("utf-8")
         if "\\u0000" in text:
@@ -88,9 +103,9 @@ def check_result(result: ParseResult, where: str) -> None:
 def check_payload(data: bytes, fmt: str) -> ParseResult:
     """Auto-detection, the format forced, and the format's own parser called directly."""
     fmt = "hl7v2" if fmt == "mllp" else fmt
-    check_result(parse_payload(data, code_map=CODE_MAP), f"parse_payload(auto) [{fmt}]")
-    forced = parse_payload(data, fmt, code_map=CODE_MAP)
-    check_result(forced, f"parse_payload({fmt!r})")
+    check_result(parse_payload(data, code_map=CODE_MAP, context=CONTEXT), f"parse_payload(auto) [{fmt}]", whole=True)
+    forced = parse_payload(data, fmt, code_map=CODE_MAP, context=CONTEXT)
+    check_result(forced, f"parse_payload({fmt!r})", whole=True)
     check_result(DIRECT[fmt](data), f"direct {fmt} parser")
     return forced
 
@@ -164,7 +179,7 @@ def run_mllp(chunks: Sequence[bytes]) -> list[str]:
     (accept stores nothing, no task is queued): returns the ACKs it wrote, in order."""
     from cli import mllp
 
-    rt = SimpleNamespace(settings=SimpleNamespace(embedded=False), code_map=CODE_MAP)
+    rt = SimpleNamespace(settings=SimpleNamespace(embedded=False, zone=timezone.utc), code_map=CODE_MAP)
     writer = _Writer()
     with mock.patch("tasks.ingest.accept", return_value=[]):
         asyncio.run(mllp._connection(rt, _Reader(chunks), writer))  # type: ignore[arg-type]

@@ -48,13 +48,13 @@ import pydantic  # noqa: F401
 
 with atheris.instrument_imports(include=["monitor", "cli.mllp"]):
     from monitor.interop import parse_payload
-    from tests.fuzz.contract import CODE_MAP, DIRECT, check_mllp, check_result
+    from tests.fuzz.contract import CODE_MAP, CONTEXT, DIRECT, check_mllp, check_result
 
 
 def test_one_input(data: bytes) -> None:
     fmt = "hl7v2" if FORMAT == "mllp" else FORMAT
     check_result(DIRECT[fmt](data), f"direct {fmt} parser")
-    check_result(parse_payload(data, code_map=CODE_MAP), "parse_payload(auto)")
+    check_result(parse_payload(data, code_map=CODE_MAP, context=CONTEXT), "parse_payload(auto, context=CONTEXT)")
     if FORMAT == "mllp":
         cut = data[-1] * len(data) // 256 if data else 0  # where the stream is cut into two reads
         check_mllp(data, cuts=[cut])

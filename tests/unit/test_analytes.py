@@ -1,5 +1,6 @@
-"""The analyte catalogue (monitor/analytes.py): every conversion factor of clinical-rules.md, checked
-against pint where pint can express it, lenient spellings, rejected units, LOINC codes, limits."""
+"""The analyte catalogue (monitor/analytes.py): every conversion factor of docs/clinical-rules.md,
+checked against pint where pint can express it, lenient spellings, rejected units, LOINC codes and
+their equation tags, refused codes, limits."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import pytest
 
 from monitor.analytes import (
     ANALYTES,
+    EGFR_ANALYTES,
+    REFUSED_LOINC,
     ImplausibleValueError,
+    RefusedCodeError,
     UnitError,
     UnknownAnalyteError,
     analyte,
@@ -18,7 +22,7 @@ from monitor.analytes import (
 UREG = pint.UnitRegistry()
 Q = UREG.Quantity
 
-CREATININE_G_PER_MOL = 113.12  # clinical-rules.md, "Units"
+CREATININE_G_PER_MOL = 113.12  # docs/clinical-rules.md, "Units"
 CYCLOSPORINE_G_PER_MOL = 1202.6
 TACROLIMUS_G_PER_MOL = 804.0
 
@@ -27,7 +31,7 @@ def factor(key: str, unit: str) -> float:
     return ANALYTES[key].to_canonical(1.0, unit)
 
 
-# (analyte, unit, factor to canonical) exactly as clinical-rules.md and design.md state them
+# (analyte, unit, factor to canonical) exactly as docs/clinical-rules.md states them
 STATED_FACTORS = [
     ("anti_pla2r", "RU/mL", 1.0), ("anti_pla2r", "U/mL", 1.0),
     ("proteinuria_24h", "g/d", 1.0), ("proteinuria_24h", "g/24h", 1.0),
@@ -36,7 +40,7 @@ STATED_FACTORS = [
     ("upcr", "mg/mmol", 0.00884), ("upcr", "g/mmol", 8.84),
     ("serum_albumin", "g/L", 1.0), ("serum_albumin", "g/dL", 10.0), ("serum_albumin", "mg/dL", 0.01),
     ("serum_creatinine", "umol/L", 1.0), ("serum_creatinine", "mg/dL", 88.42),
-    ("egfr", "mL/min/1.73m2", 1.0),
+    *((key, "mL/min/1.73m2", 1.0) for key in EGFR_ANALYTES),  # every equation: no conversion
     ("csa_trough", "ng/mL", 1.0), ("csa_trough", "ug/L", 1.0), ("csa_trough", "nmol/L", 1.2026),
     ("tac_trough", "ng/mL", 1.0), ("tac_trough", "ug/L", 1.0), ("tac_trough", "nmol/L", 0.8040),
     ("cd19_count", "cells/uL", 1.0), ("cd19_count", "/mm3", 1.0), ("cd19_count", "10^6/L", 1.0),
@@ -149,14 +153,54 @@ def test_unit_of_another_analyte_or_nonsense_is_rejected(key: str, unit: str) ->
 
 
 @pytest.mark.parametrize(("code", "key"), [
-    ("73737-9", "anti_pla2r"), ("2889-4", "proteinuria_24h"), ("2890-2", "upcr"), ("34366-2", "upcr"),
-    ("1751-7", "serum_albumin"), ("2160-0", "serum_creatinine"), ("14682-9", "serum_creatinine"),
-    ("98979-8", "egfr"), ("3520-4", "csa_trough"), ("11253-5", "tac_trough"), ("8116-2", "cd19_count"),
+    ("73737-9", "anti_pla2r"), ("2889-4", "proteinuria_24h"),
+    ("2890-2", "upcr"), ("34366-5", "upcr"), ("13801-6", "upcr"), ("40486-3", "upcr"),
+    ("1751-7", "serum_albumin"),
+    ("2160-0", "serum_creatinine"), ("14682-9", "serum_creatinine"),
+    ("38483-4", "serum_creatinine"), ("59826-8", "serum_creatinine"),
+    ("98979-8", "egfr"),
+    ("62238-1", "egfr_ckd_epi_2009"), ("88293-6", "egfr_ckd_epi_2009_black"),
+    ("88294-4", "egfr_ckd_epi_2009_non_black"),
+    ("33914-3", "egfr_mdrd"), ("48642-3", "egfr_mdrd_non_black"), ("48643-1", "egfr_mdrd_black"),
+    ("3520-4", "csa_trough"), ("53828-0", "csa_trough"),
+    ("11253-2", "tac_trough"), ("77348-1", "tac_trough"),
+    ("8116-6", "cd19_count"),
     ("6690-2", "wbc"), ("26464-8", "wbc"), ("751-8", "neutrophils"), ("26499-4", "neutrophils"),
 ])
 def test_loinc_lookup(code: str, key: str) -> None:
     assert analyte(code).key == key
     assert analyte(f" {code} ").key == key
+
+
+@pytest.mark.parametrize("typo", ["34366-2", "8116-2", "11253-5"])
+def test_the_typos_of_an_earlier_rule_book_are_not_codes(typo: str) -> None:
+    # these failed LOINC's check digit: results coded with the real codes were quarantined
+    with pytest.raises(UnknownAnalyteError):
+        analyte(typo)
+
+
+def test_cd19_percentage_is_refused_with_its_reason_not_read_as_a_count() -> None:
+    with pytest.raises(RefusedCodeError) as exc:
+        analyte("8117-4")
+    assert str(exc.value).startswith("CD19 % is not a count") and exc.value.field == "analyte"
+    assert "8116-6" in str(exc.value)  # says what to send instead
+    assert set(REFUSED_LOINC) == {"8117-4"}
+
+
+@pytest.mark.parametrize(("key", "equation"), [
+    ("egfr", "CKD-EPI 2021"), ("egfr_ckd_epi_2009", "CKD-EPI 2009"),
+    ("egfr_ckd_epi_2009_black", "CKD-EPI 2009, Black"), ("egfr_ckd_epi_2009_non_black", "CKD-EPI 2009, non-Black"),
+    ("egfr_mdrd", "MDRD"), ("egfr_mdrd_black", "MDRD, Black"), ("egfr_mdrd_non_black", "MDRD, non-Black"),
+])
+def test_every_reported_egfr_is_tagged_with_its_equation(key: str, equation: str) -> None:
+    assert ANALYTES[key].equation == equation
+    assert ANALYTES[key].canonical_unit == "mL/min/1.73m2"
+
+
+def test_only_egfr_analytes_carry_an_equation_and_ckd_epi_2021_is_preferred() -> None:
+    assert EGFR_ANALYTES[0] == "egfr"
+    assert {k for k, a in ANALYTES.items() if a.equation} == set(EGFR_ANALYTES)
+    assert all(a.equation is None for k, a in ANALYTES.items() if not k.startswith("egfr"))
 
 
 def test_key_and_alias_lookup_and_unknown() -> None:

@@ -93,3 +93,62 @@ def test_long_source_identity_does_not_crash() -> None:
     cr = lab(PID, "serum_creatinine", 90, "umol/L", 0, source="s" * 120, source_id="i" * 100)
     (computed,) = egfr_series(timeline([patient(PID, birth_date="1970-01-01", sex="male"), cr]))
     assert computed.source_id == cr.identity
+
+
+# ------------------------------------------------------------------ one equation per series
+
+
+def egfr_of(key: str, value: float, on: int) -> object:
+    return lab(PID, key, value, "mL/min/1.73m2", on)
+
+
+def test_another_equation_alone_is_the_series() -> None:
+    # no creatinine, a lab that reports MDRD: the series is MDRD, every value tagged with it
+    t = timeline([patient(birth_date="1960-01-01", sex="male"), egfr_of("egfr_mdrd", 70, 0),
+                  egfr_of("egfr_mdrd", 66, 30)])
+    assert [(r.analyte, r.value) for r in egfr_series(t)] == [("egfr_mdrd", 70.0), ("egfr_mdrd", 66.0)]
+
+
+def test_where_creatinine_is_present_the_monitors_own_ckd_epi_2021_is_used() -> None:
+    # the lab reports MDRD beside each creatinine: the series is CKD-EPI 2021 computed from the creatinine
+    t = timeline([patient(birth_date="1970-01-01", sex="male"),
+                  lab(PID, "serum_creatinine", 1.2, "mg/dL", 0), egfr_of("egfr_mdrd", 63, 0),
+                  lab(PID, "serum_creatinine", 1.3, "mg/dL", 30), egfr_of("egfr_mdrd", 58, 30)])
+    series = egfr_series(t)
+    assert [r.analyte for r in series] == ["egfr", "egfr"] and all(r.source == DERIVED_SOURCE for r in series)
+
+
+def test_values_of_two_equations_are_never_mixed_the_latest_equation_wins() -> None:
+    t = timeline([egfr_of("egfr", 80, 0), egfr_of("egfr", 82, 30), egfr_of("egfr_ckd_epi_2009", 60, 60)])
+    assert [(r.analyte, r.value) for r in egfr_series(t)] == [("egfr_ckd_epi_2009", 60.0)]
+    t = timeline([egfr_of("egfr_ckd_epi_2009", 60, 0), egfr_of("egfr", 80, 30)])
+    assert [(r.analyte, r.value) for r in egfr_series(t)] == [("egfr", 80.0)]
+
+
+def test_both_race_variants_of_one_draw_give_the_one_without_the_race_coefficient() -> None:
+    t = timeline([egfr_of("egfr_ckd_epi_2009_black", 70, 0), egfr_of("egfr_ckd_epi_2009_non_black", 58, 0),
+                  egfr_of("egfr_mdrd", 55, 0)])
+    assert [(r.analyte, r.value) for r in egfr_series(t)] == [("egfr_ckd_epi_2009_non_black", 58.0)]
+
+
+def test_a_change_of_equation_is_not_a_decline() -> None:
+    from tests.unit.rules.builders import findings_of
+
+    # CKD-EPI 2021 80, 80, then the lab switches to MDRD, which reads 58 for the same kidney: no decline
+    switched = [egfr_of("egfr", 80, 0), egfr_of("egfr", 80, 60), egfr_of("egfr_mdrd", 58, 120)]
+    assert findings_of("egfr_decline", switched, day(120)) == []
+    # a fall within one equation still fires, and the message names the equation
+    mdrd = [egfr_of("egfr_mdrd", 80, 0), egfr_of("egfr_mdrd", 80, 60), egfr_of("egfr_mdrd", 58, 120)]
+    [f] = findings_of("egfr_decline", mdrd, day(120))
+    assert "eGFR 58 mL/min/1.73 m\u00b2 (MDRD) on" in f.message and "28% below" in f.message
+    assert {e.name for e in f.evidence if e.kind == "lab"} == {"egfr_mdrd"}
+
+
+def test_the_summary_names_the_equation_of_the_latest_egfr() -> None:
+    from tests.unit.rules.builders import assess_on
+
+    latest = assess_on([egfr_of("egfr_mdrd_non_black", 48.6, 0)], day(1)).summary()["latest"]["egfr"]
+    assert (latest["analyte"], latest["equation"], latest["value"]) == ("egfr_mdrd_non_black", "MDRD, non-Black", 48.6)
+    assert latest["display"] == "49 mL/min/1.73 m\u00b2 (MDRD, non-Black)"
+    own = assess_on([egfr_of("egfr", 61.2, 0)], day(1)).summary()["latest"]["egfr"]
+    assert own["equation"] == "CKD-EPI 2021" and "analyte" not in own and own["display"] == "61 mL/min/1.73 m\u00b2"

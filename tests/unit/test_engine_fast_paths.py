@@ -23,6 +23,7 @@ from monitor.events import (
     Patient,
     construct_trusted,
 )
+from monitor.proteinuria import estimate
 from monitor.rules import egfr_decline
 from monitor.timeline import Timeline
 from tests.strategies import events, histories, timelines
@@ -105,8 +106,9 @@ def test_construct_trusted_gives_each_event_its_own_fields_set() -> None:
 
 
 def _reference_proteinuria(t: Timeline) -> tuple[LabResult, ...]:
+    # the plain definition: collections, and UPCRs (a mg/mmol one as its KDIGO estimate) on other days
     days = {r.effective_date for r in t.series("proteinuria_24h")}
-    return tuple(r for r in t.labs if r.analyte == "proteinuria_24h"
+    return tuple(estimate(r) for r in t.labs if r.analyte == "proteinuria_24h"
                  or (r.analyte == "upcr" and r.effective_date not in days))
 
 

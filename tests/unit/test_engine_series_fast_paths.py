@@ -26,10 +26,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.analytes import ANALYTES
+from monitor.analytes import ANALYTES, EGFR_ANALYTES
 from monitor.egfr import DERIVED_SOURCE, EGFR_UNIT, age_on, ckd_epi_2021, egfr_series
 from monitor.events import ANTI_CD20, LabResult, MedicationEvent, Patient, construct_trusted, parse_event
 from monitor.findings import Evidence
+from monitor.proteinuria import estimate
 from monitor.remission import (
     ALBUMIN_FOR_CR_LOOKBACK_DAYS,
     ALBUMIN_LOWER_NORMAL_G_L,
@@ -75,6 +76,7 @@ from monitor.therapy import (
     _administrations,
     active,
     anti_cd20_courses,
+    course_baseline_proteinuria,
 )
 from monitor.timeline import SeriesArrays, Timeline
 from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML, ANTI_PLA2R_POSITIVE_FROM_RU_ML
@@ -371,6 +373,16 @@ def _ref_remission_history(
 
 
 def _ref_egfr_series(t: Timeline) -> tuple[LabResult, ...]:
+    # one equation: the one whose latest value is the latest, CKD-EPI 2021 (reported or computed)
+    # first on a tie, then the catalogue's order of the other equations
+    series = [s for s in (_ref_ckd_epi_2021_series(t), *(t.series(k) for k in EGFR_ANALYTES[1:])) if s]
+    if not series:
+        return ()
+    latest = max(s[-1].effective_date for s in series)
+    return next(s for s in series if s[-1].effective_date == latest)
+
+
+def _ref_ckd_epi_2021_series(t: Timeline) -> tuple[LabResult, ...]:
     reported = t.series("egfr")
     p = t.patient
     if p is None or p.birth_date is None or p.sex not in ("male", "female"):
@@ -581,7 +593,7 @@ def check_remission_walk(t: Timeline, as_of: date) -> None:
 def check_proteinuria_and_egfr_series(t: Timeline, as_of: date) -> None:
     days = {r.effective_date for r in t.series("proteinuria_24h")}
     assert t.proteinuria() == tuple(
-        r
+        estimate(r)  # a mg/mmol UPCR as its KDIGO estimate (monitor.proteinuria)
         for r in t.labs
         if r.analyte == "proteinuria_24h" or (r.analyte == "upcr" and r.effective_date not in days)
     )
@@ -656,6 +668,8 @@ def check_rule_scans(t: Timeline, as_of: date) -> None:
         )
         since = course.first_dose - timedelta(days=COURSE_BASELINE_LOOKBACK_DAYS)
         before = [r for r in ctx.proteinuria if since <= r.effective_date <= course.first_dose]
+        # the course baseline (shared by the anti-CD20 rules) is the last of them
+        assert course_baseline_proteinuria(ctx.proteinuria, course) == (before[-1] if before else None)
         expected = (
             rtx_non_response._Proteinuria(before[-1], _ref_latest_from(ctx.proteinuria, judged))
             if before and before[-1].value > 0

@@ -102,10 +102,10 @@ class TestLeukopeniaOnCyclophosphamide:
 
     def test_messages_give_the_counts(self) -> None:
         warning = finding(assess_on(ponticelli_leukopenia(), 58), "cytopenia")
-        assert "white cells 2.6 10^9/L on 2025-02-28 (below 3.0)" in warning.message
+        assert "white cells 2.6 ×10⁹/L on 2025-02-28 (below 3.0)" in warning.message
         assert "cyclophosphamide (course started 2025-01-31" in warning.message
         critical = finding(assess_on(ponticelli_leukopenia(), 65), "cytopenia")
-        assert "neutrophils 0.8 10^9/L on 2025-03-07 (below 1.0)" in critical.message
+        assert "neutrophils 0.8 ×10⁹/L on 2025-03-07 (below 1.0)" in critical.message
         assert "severe neutropenia" in critical.message
 
     def test_cytopenia_only_while_the_counts_are_low(self) -> None:
@@ -390,4 +390,4 @@ def test_units_of_a_blood_count_do_not_change_the_finding() -> None:
     events += [lab(PID, "wbc", 2100, "cells/uL", 65), lab(PID, "neutrophils", 800, "/uL", 65)]
     f = finding(assess_on(events, 65), "cytopenia")
     assert (f.severity, f.episode) == ("critical", LOW)
-    assert "0.8 10^9/L (800 /uL)" in f.message
+    assert "0.8 ×10⁹/L (800 /uL)" in f.message

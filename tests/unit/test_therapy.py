@@ -9,11 +9,13 @@ import pytest
 
 from monitor.therapy import (
     THERAPY_COURSE_GAP_DAYS,
+    COURSE_BASELINE_LOOKBACK_DAYS,
     active,
     active_therapies,
     administrations_until,
     anti_cd20_courses,
     body_surface_area_m2,
+    course_baseline_proteinuria,
     cumulative_dose,
     on_immunosuppression,
     therapy_courses,
@@ -180,18 +182,33 @@ def test_courses_of_another_drug_are_not_mixed() -> None:
     assert spans(med(PID, "mycophenolate", 0, 1000, "mg", frequency="bid"), drug="cyclophosphamide") == []
 
 
-# ---- the anti-CD20 course baseline (shared by rtx_non_response and rtx_redose_due)
-def test_course_baseline_is_the_latest_proteinuria_in_the_lookback_up_to_the_first_dose() -> None:
-    from monitor.therapy import COURSE_BASELINE_LOOKBACK_DAYS, course_baseline_proteinuria
+
+# ------------------------------------------------------------------ the course baseline (shared by the
+# anti-CD20 rules: rtx_non_response, rtx_redose_due)
+
+
+def _course_and_proteinuria(*values: tuple[int, float, str]) -> tuple[Any, tuple[Any, ...]]:
     from tests.unit.rules.builders import lab
 
-    def baseline(*days_values: tuple[int, float]) -> float | None:
-        t = build(*(lab(PID, "proteinuria_24h", v, "g/d", d) for d, v in days_values), rtx(0))
-        [course] = anti_cd20_courses(t, day(0))
-        found = course_baseline_proteinuria(t.proteinuria(), course)
-        return None if found is None else found.value
+    events = [med(PID, "rituximab", 0, 1000, "mg"), med(PID, "rituximab", 14, 1000, "mg"),
+              *(lab(PID, analyte, v, "g/d" if analyte == "proteinuria_24h" else "mg/mmol", d)
+                for d, v, analyte in values)]
+    t = Timeline.build(PID, events)
+    [course] = anti_cd20_courses(t, day(200))
+    return course, t.proteinuria()
 
-    edge = -COURSE_BASELINE_LOOKBACK_DAYS
-    assert baseline((edge, 6.0)) == 6.0 and baseline((edge - 1, 6.0)) is None
-    assert baseline((-20, 6.0), (0, 5.0), (3, 4.0)) == 5.0  # the first dose's day counts, later ones not
-    assert baseline((-5, 0.0)) == 0.0  # returned as it is: the rules treat 0 as no baseline
+
+@pytest.mark.parametrize(("days_before", "found"), [(0, True), (89, True), (90, True), (91, False)])
+def test_course_baseline_is_the_latest_proteinuria_in_the_90_days_up_to_the_first_dose(
+        days_before: int, found: bool) -> None:
+    course, proteinuria = _course_and_proteinuria((-days_before, 6.0, "proteinuria_24h"), (30, 4.0, "proteinuria_24h"))
+    baseline = course_baseline_proteinuria(proteinuria, course)
+    assert COURSE_BASELINE_LOOKBACK_DAYS == 90
+    assert (baseline.value if baseline else None) == (6.0 if found else None)
+
+
+def test_course_baseline_takes_the_latest_value_and_reads_mg_per_mmol_by_the_kdigo_pairing() -> None:
+    course, proteinuria = _course_and_proteinuria((-60, 9.0, "proteinuria_24h"), (-7, 640.0, "upcr"))
+    baseline = course_baseline_proteinuria(proteinuria, course)
+    assert baseline is not None and (baseline.analyte, baseline.value, baseline.unit) == ("upcr", 6.4, "g/d")
+    assert course_baseline_proteinuria(proteinuria[:0], course) is None

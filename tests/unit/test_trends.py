@@ -7,7 +7,12 @@ import math
 import pytest
 
 from monitor.trends import (
+    ANTI_PLA2R_COMPLETE_REMISSION_BELOW_RU_ML,
+    ANTI_PLA2R_NEGATIVE_BELOW_RU_ML,
+    ANTI_PLA2R_POSITIVE_FROM_RU_ML,
     halving_time_days,
+    immunological_class,
+    immunological_state,
     log_slope_per_30_days,
     percent_change,
     titer_class,
@@ -70,3 +75,35 @@ def test_log_slope_needs_two_distinct_days_and_skips_zero() -> None:
     assert log_slope_per_30_days(titers((0, 8), (30, 0)), floor=2) == pytest.approx(math.log(0.25))
     with pytest.raises(ValueError):
         log_slope_per_30_days(titers((0, 8)), floor=0)
+
+
+# ------------------------------------------------------------------ immunological state (patient summary)
+
+
+@pytest.mark.parametrize(("value", "comparator", "expected"), [
+    (1.99, None, "complete immunological remission"), (2.0, None, "negative"),
+    (13.99, None, "negative"), (14.0, None, "borderline"), (19.9, None, "borderline"),
+    (19.99, None, "borderline"), (20.0, None, "positive"), (168.0, None, "positive"),
+    (2.0, "<", "complete immunological remission"),  # "<2 RU/mL", the ELISA's lower reporting limit
+    (2.0, "<=", "negative"), (14.0, "<", "negative"), (14.0, "<=", None), (20.0, "<", None),
+    (20.0, ">", "positive"), (20.0, ">=", "positive"), (15.0, ">", None),
+])
+def test_immunological_class(value: float, comparator: str | None, expected: str | None) -> None:
+    assert immunological_class(value, comparator) == expected
+
+
+def test_immunological_state_is_the_latest_titer_with_its_date() -> None:
+    from tests.unit.rules.builders import PID, lab
+
+    titers = (lab(PID, "anti_pla2r", 150, "RU/mL", 0), lab(PID, "anti_pla2r", 16.5, "RU/mL", 90))
+    found = immunological_state(titers)
+    assert found is not None and found.state == "borderline" and found.titer is titers[-1]
+    assert found.as_dict()["date"] == "2025-04-01" and found.as_dict()["state"] == "borderline"
+    assert immunological_state(()) is None
+    censored = immunological_state((lab(PID, "anti_pla2r", 50, "RU/mL", 0, comparator="<"),))
+    assert censored is not None and censored.as_dict()["state"] == "indeterminate"
+
+
+def test_cut_offs_are_the_shared_ones() -> None:
+    assert (ANTI_PLA2R_COMPLETE_REMISSION_BELOW_RU_ML, ANTI_PLA2R_NEGATIVE_BELOW_RU_ML,
+            ANTI_PLA2R_POSITIVE_FROM_RU_ML) == (2.0, 14.0, 20.0)

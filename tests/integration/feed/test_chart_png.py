@@ -57,3 +57,52 @@ def test_therapy_spans_use_anti_cd20_courses(seeded) -> None:  # type: ignore[no
     spans = therapy_spans(tl, AS_OF)
     assert spans["anti-CD20"] == [(date(2024, 9, 2), date(2024, 9, 16), "rituximab x2")]
     assert spans["steroids"][0][:2] == (date(2024, 9, 2), date(2024, 9, 16))
+
+
+def _rich_timeline() -> tuple[Timeline, list[dict]]:
+    """Every series, four therapy rows and three alert severities: the most legend entries a chart has."""
+    from tests.unit.rules.builders import PID, lab, med, patient
+
+    events = [patient(birth_date="1960-01-01", sex="male"),
+              med(PID, "rituximab", 0, 1000, "mg"), med(PID, "rituximab", 14, 1000, "mg"),
+              med(PID, "cyclosporine", 200, 100, "mg", frequency="bid"),
+              med(PID, "tacrolimus", 500, 2, "mg", frequency="bid"),
+              med(PID, "glucocorticoid", 0, 50, "mg", frequency="qd", end=60),
+              med(PID, "cyclophosphamide", 300, 100, "mg", frequency="qd", end=360)]
+    for d, titer, upcr, alb, csa, tac in [(-10, 600, 900, 19, None, None), (90, 80, 700, 22, None, None),
+                                          (210, 30, 500, 25, 90, None), (300, 14.5, 360, 28, 99.95, None),
+                                          (520, 21, 200, 33, None, 4.2), (600, 12, 124.644, 36, None, 2.9)]:
+        events += [lab(PID, "anti_pla2r", titer, "RU/mL", d), lab(PID, "upcr", upcr, "mg/mmol", d),
+                   lab(PID, "serum_albumin", alb, "g/L", d)]
+        events += [lab(PID, "csa_trough", csa, "ng/mL", d)] if csa else []
+        events += [lab(PID, "tac_trough", tac, "ng/mL", d)] if tac else []
+    alerts = [{"rule": "rtx_non_response", "severity": "critical", "status": "firing",
+               "evidence": [{"effective_at": "2025-07-01"}]},
+              {"rule": "csa_trough_low", "severity": "warning", "status": "resolved",
+               "evidence": [{"effective_at": "2025-10-28"}]},
+              {"rule": "monitoring_overdue", "severity": "info", "status": "firing",
+               "evidence": [{"effective_at": "2026-05-01"}]}]
+    return Timeline.build(PID, events), alerts
+
+
+@pytest.mark.parametrize("width_px", [900, 1100, 1400])
+def test_the_title_and_the_legend_do_not_overlap_each_other_or_the_panels(width_px: int) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from feed.chart import chart_figure
+
+    timeline, alerts = _rich_timeline()
+    fig = chart_figure(timeline, alerts, date(2026, 9, 1), width_px=width_px)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    [legend] = fig.legends
+    assert len(legend.get_texts()) == 12  # 5 series, 4 therapy rows, 3 alert severities
+    title = fig._suptitle.get_window_extent(renderer)  # type: ignore[union-attr]
+    box = legend.get_window_extent(renderer)
+    assert not title.overlaps(box), (title, box)
+    for ax in fig.axes:  # neither touches a panel, its tick labels or its title ("therapy")
+        tight = ax.get_tightbbox(renderer)
+        assert not tight.overlaps(box) and not tight.overlaps(title), (ax, tight, box)
+    figure_box = fig.bbox
+    assert box.x1 <= figure_box.x1 and box.y1 <= figure_box.y1  # the legend is wholly inside the image

@@ -22,6 +22,16 @@ def test_patient_summary_and_timeline(feed: Feed) -> None:
     assert feed.client.get("/patients/NOPE/timeline", headers=h).status_code == 404
 
 
+def test_patient_summary_shows_the_immunological_state_and_values_as_people_read_them(feed: Feed) -> None:
+    p = feed.client.get("/patients/P001", headers=feed.auth("clinician")).json()
+    # P001: anti-PLA2R 100 RU/mL on 2025-05-01 (the cohort's 60 + 40 x (1 % 4))
+    state = p["immunological_state"]
+    assert (state["state"], state["value"], state["date"]) == ("positive", 100.0, "2025-05-01")
+    assert state["display"] == "positive (100 RU/mL on 2025-05-01)"
+    albumin = p["latest"]["serum_albumin"]
+    assert albumin["value"] == 19.0 and albumin["display"] == "19 g/L"
+
+
 def test_fhir_flags_validate_as_r4(feed: Feed) -> None:
     h = feed.auth("clinician")
     r = feed.client.get("/fhir/Flag", params={"patient": "Patient/P002"}, headers=h)

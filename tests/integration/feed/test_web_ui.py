@@ -43,6 +43,18 @@ def test_page_needs_a_login_and_lists_open_alerts_critical_first(seeded, client,
     assert client.get("/ui/patients/NOPE").status_code == 404
 
 
+def test_patient_page_shows_the_immunological_state_and_values_at_the_labs_precision(seeded, client, keys) -> None:  # type: ignore[no-untyped-def]
+    _login(client, keys.clinician)
+    page = client.get("/ui/patients/P-CSA").text
+    assert "Immunological state" in page and "positive (35 RU/mL on 2025-08-20)" in page
+    # UPCR 180 mg/mmol as reported, with the estimate the rules read (mg/mmol / 100, KDIGO's pairing)
+    assert "upcr: 180 mg/mmol (\u2248 1.8 g/d)" in page
+    assert "csa_trough: 70 ng/mL" in page
+    assert not re.search(r"\d\.\d{4,}", page)  # no value shown with more digits than a lab reports
+    page = client.get("/ui/patients/P-RTX").text
+    assert "positive (95 RU/mL on 2025-08-20)" in page and "proteinuria_24h: 7.9 g/d" in page
+
+
 def test_ingest_and_unknown_keys_cannot_log_in(seeded, client, keys) -> None:  # type: ignore[no-untyped-def]
     assert client.post("/ui/login", data={"key": keys.ingest}, follow_redirects=False).status_code == 403
     assert client.post("/ui/login", data={"key": "imn_" + "x" * 43}, follow_redirects=False).status_code == 401

@@ -5,6 +5,7 @@ from __future__ import annotations
 from monitor.events import LabResult, MedicationEvent
 from monitor.interop import parse_payload
 from monitor.interop.csv import parse_csv
+from tests.unit.interop._context import CONTEXT
 
 HEADER = "type,patient_id,analyte,value,unit,effective_at,drug,dose,frequency,start,end,status"
 
@@ -65,5 +66,5 @@ def test_unknown_filled_column_is_rejected_per_row() -> None:
 
 
 def test_example_feed_parses_cleanly(examples) -> None:  # type: ignore[no-untyped-def]
-    result = parse_payload((examples / "lab-feed.csv").read_bytes())
+    result = parse_payload((examples / "lab-feed.csv").read_bytes(), context=CONTEXT)
     assert result.format == "csv" and result.rejected == [] and len(result.events) == 8

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.interop import detect_format, parse_payload
+from tests.unit.interop._context import CONTEXT
 
 
 @pytest.mark.parametrize(
@@ -43,16 +44,16 @@ def test_detects(payload: str | bytes, fmt: str) -> None:
 def test_refuses_with_a_reason(payload: str | bytes, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         detect_format(payload)
-    result = parse_payload(payload)
+    result = parse_payload(payload, context=CONTEXT)
     assert result.events == [] and why in result.rejected[0].reason
     assert result.rejected[0].field == "(payload)"
 
 
 def test_unknown_explicit_format_is_a_rejection() -> None:
-    result = parse_payload("x", fmt="xml")
+    result = parse_payload("x", fmt="xml", context=CONTEXT)
     assert "unknown format 'xml'" in result.rejected[0].reason
 
 
 def test_non_text_payload_is_a_rejection() -> None:
-    result = parse_payload(12345)  # type: ignore[arg-type]
+    result = parse_payload(12345, context=CONTEXT)  # type: ignore[arg-type]
     assert "bytes or text" in result.rejected[0].reason

@@ -7,6 +7,7 @@ from datetime import date
 
 from monitor.events import LabResult, MedicationEvent
 from monitor.interop import parse_payload
+from tests.unit.interop._context import CONTEXT
 
 NDJSON = "\n".join(
     json.dumps(r)
@@ -134,7 +135,7 @@ FHIR = json.dumps(
                     _obs("2889-4", 8.2, "g/(24.h)", "2025-01-09"),
                     _obs("1751-7", 22, "g/L", "2025-01-10"),
                     _obs("2160-0", 97.262, "umol/L", "2025-01-10"),
-                    _obs("34366-2", 3.2, "g/g", "2025-05-02"),
+                    _obs("2890-2", 3.2, "g/g", "2025-05-02"),
                     _obs("73737-9", 2, "{RU}/mL", "2025-08-01", "<"),
                     {
                         "resourceType": "MedicationAdministration",
@@ -161,7 +162,7 @@ FHIR = json.dumps(
 
 
 def clinical(payload: str) -> set[tuple]:
-    result = parse_payload(payload)
+    result = parse_payload(payload, context=CONTEXT)
     assert result.rejected == [], result.rejected
     out: set[tuple] = set()
     for e in result.events:

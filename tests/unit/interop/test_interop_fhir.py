@@ -12,6 +12,7 @@ import pytest
 from monitor.events import LabResult, MedicationEvent, Patient
 from monitor.interop import CodeMap, parse_payload
 from monitor.interop.fhir import parse_fhir
+from tests.unit.interop._context import CONTEXT
 
 PATIENT_URL = "urn:uuid:0c3a0b1e-8e5b-4f6b-9a2e-000000000001"
 PATIENT = {
@@ -61,7 +62,7 @@ def labs(result) -> list[LabResult]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("kind", ["collection", "batch", "transaction", "searchset"])
 def test_bundle_types_resolve_urn_uuid_subjects(kind: str) -> None:
-    result = parse_payload(json.dumps(bundle(observation(), kind=kind)))
+    result = parse_payload(json.dumps(bundle(observation(), kind=kind)), context=CONTEXT)
     assert result.format == "fhir" and result.rejected == []
     patient, lab = result.events
     assert isinstance(patient, Patient) and patient.patient_id == "MRN-1" and patient.sex == "female"
@@ -134,14 +135,14 @@ def test_statuses_without_a_result(status: str) -> None:
         ("73737-9", "[arb'U]/mL", "RU/mL"),
         ("73737-9", "{RU}/mL", "RU/mL"),
         ("73737-9", "U/mL", "RU/mL"),
-        ("8116-2", "10*9/L", "cells/uL"),
-        ("8116-2", "{cells}/uL", "cells/uL"),
-        ("8116-2", "10*6/L", "cells/uL"),
+        ("8116-6", "10*9/L", "cells/uL"),
+        ("8116-6", "{cells}/uL", "cells/uL"),
+        ("8116-6", "10*6/L", "cells/uL"),
         ("2160-0", "umol/L", "umol/L"),
         ("2890-2", "mg/mmol{creat}", "g/g"),
         ("2889-4", "g/(24.h)", "g/d"),
         ("98979-8", "mL/min/{1.73_m2}", "mL/min/1.73m2"),
-        ("11253-5", "ug/L", "ng/mL"),
+        ("11253-2", "ug/L", "ng/mL"),
     ],
 )
 def test_ucum_spellings(loinc: str, ucum: str, expected_unit: str) -> None:
@@ -283,7 +284,7 @@ def test_single_resources_fhir_ndjson_and_other_types() -> None:
             {"resourceType": "NoSuchThing"},
         )
     )
-    result = parse_payload(lines)
+    result = parse_payload(lines, context=CONTEXT)
     assert result.format == "fhir" and [e.patient_id for e in result.events] == ["MRN-1", "MRN-1"]
     assert [r.line for r in result.rejected] == [4, 5]
     assert "not read by this monitor" in result.rejected[0].reason
@@ -310,7 +311,7 @@ def test_broken_bundles(payload: str, reason: str) -> None:
 
 def test_example_bundle(examples) -> None:  # type: ignore[no-untyped-def]
     data = (examples / "bundle_r4.json").read_bytes()
-    assert [r.field for r in parse_payload(data).rejected] == ["code"]  # local code, no map
+    assert [r.field for r in parse_payload(data, context=CONTEXT).rejected] == ["code"]  # local code, no map
     code_map = CodeMap.from_toml((examples / "codemap.toml").read_text())
-    result = parse_payload(data, code_map=code_map)
+    result = parse_payload(data, code_map=code_map, context=CONTEXT)
     assert result.rejected == [] and len(result.events) == 8

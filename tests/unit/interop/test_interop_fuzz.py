@@ -20,6 +20,7 @@ from monitor.interop.csv import parse_csv
 from monitor.interop.fhir import parse_fhir
 from monitor.interop.hl7v2 import ack_for, parse_hl7v2
 from monitor.interop.ndjson import parse_ndjson
+from tests.unit.interop._context import CONTEXT
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 CODE_MAP = CodeMap.from_toml((EXAMPLES / "codemap.toml").read_text())
@@ -60,7 +61,7 @@ def check(result: ParseResult) -> None:
 
 
 def run_all(data: bytes | str) -> None:
-    check(parse_payload(data, code_map=CODE_MAP))
+    check(parse_payload(data, code_map=CODE_MAP, context=CONTEXT))
     for parser in PARSERS.values():
         check(parser(data))
 
@@ -107,21 +108,21 @@ def mutated(draw: st.DrawFn, source: str) -> str:
 @given(mutated(HL7))
 def test_mutated_hl7(data: str) -> None:
     check(parse_hl7v2(data, CODE_MAP))
-    check(parse_payload(data, code_map=CODE_MAP))
+    check(parse_payload(data, code_map=CODE_MAP, context=CONTEXT))
 
 
 @FUZZ
 @given(mutated(FHIR))
 def test_mutated_fhir_text(data: str) -> None:
     check(parse_fhir(data, CODE_MAP))
-    check(parse_payload(data.encode("utf-8", "surrogatepass"), code_map=CODE_MAP))
+    check(parse_payload(data.encode("utf-8", "surrogatepass"), code_map=CODE_MAP, context=CONTEXT))
 
 
 @FUZZ
 @given(mutated(NDJSON))
 def test_mutated_ndjson(data: str) -> None:
     check(parse_ndjson(data))
-    check(parse_payload(data, code_map=CODE_MAP))
+    check(parse_payload(data, code_map=CODE_MAP, context=CONTEXT))
 
 
 @FUZZ

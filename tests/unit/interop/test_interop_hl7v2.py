@@ -11,6 +11,7 @@ from hl7apy.parser import parse_message
 from monitor.events import LabResult, MedicationEvent, Patient
 from monitor.interop import CodeMap, parse_payload
 from monitor.interop.hl7v2 import ack_for, build_ack, parse_hl7v2, split_messages
+from tests.unit.interop._context import CONTEXT
 
 MSG_251 = [
     r"MSH|^~\&|CENTRAL-LIS|UNIV-HOSP|IMN|NEPH|20250110143000+0100||ORU^R01^ORU_R01|CL1|P|2.5.1",
@@ -62,12 +63,12 @@ def test_times_identity_and_source() -> None:
 def test_mllp_framed_messages_and_batches() -> None:
     second = [s.replace("CL1", "CL2").replace("MRN-1", "MRN-2") for s in MSG_251]
     framed = "\x0b" + "\r".join(MSG_251) + "\r\x1c\r" + "\x0b" + "\r".join(second) + "\r\x1c\r"
-    result = parse_payload(framed.encode())
+    result = parse_payload(framed.encode(), context=CONTEXT)
     assert result.format == "hl7v2"
     assert [a.control_id for a in result.acks] == ["CL1", "CL2"]
     assert {e.patient_id for e in result.events} == {"MRN-1", "MRN-2"}
     batch = "\n".join([r"FHS|^~\&|LIS", r"BHS|^~\&|LIS", *MSG_251, *second, "BTS|2", "FTS|1"])
-    assert len(parse_payload(batch).events) == len(result.events)
+    assert len(parse_payload(batch, context=CONTEXT).events) == len(result.events)
     assert len(split_messages(batch)) == 2 and split_messages(framed)[0].startswith("MSH|")
 
 
@@ -130,7 +131,8 @@ def test_corrected_and_deleted_results_keep_the_identity_of_the_original() -> No
         (r"OBX|1|NM|1751-7^Alb^LN||||||||F", "OBX-5", "no value"),
         (r"OBX|1|SN|1751-7^Alb^LN||^1^-^5|g/L|||||F", "OBX-5", "range or ratio"),
         (r"OBX|1|SN|1751-7^Alb^LN||<>^5|g/L|||||F", "OBX-5", "SN comparator"),
-        (r"OBX|1|CWE|1751-7^Alb^LN||POS^Positive|g/L|||||F", "OBX-5", "not numeric"),
+        # OBX-2 is what rules the value out, so the rejection names OBX-2 (was OBX-5 before issue 12)
+        (r"OBX|1|CWE|1751-7^Alb^LN||POS^Positive|g/L|||||F", "OBX-2", "not numeric"),
         (r"OBX|1|NM|1751-7^Alb^LN||22~23|g/L|||||F", "OBX-5", "several values"),
         (r"OBX|1|NM|1751-7^Alb^LN||22||||||F", "OBX-6", "no unit"),
         (r"OBX|1|NM|1751-7^Alb^LN||22|mmol/L|||||F", "unit", "not accepted"),
@@ -234,7 +236,7 @@ def test_ack_for_a_parsed_message() -> None:
 
 def test_example_file(examples) -> None:  # type: ignore[no-untyped-def]
     code_map = CodeMap.from_toml((examples / "codemap.toml").read_text())
-    result = parse_payload((examples / "oru_r01_v251.hl7").read_bytes(), code_map=code_map)
+    result = parse_payload((examples / "oru_r01_v251.hl7").read_bytes(), code_map=code_map, context=CONTEXT)
     assert result.format == "hl7v2"
     assert [a.code for a in result.acks] == ["AA", "AA", "AE", "AA"]
     assert sorted(r.field for r in result.rejected) == ["OBX-11", "OBX-3", "OBX-5"]

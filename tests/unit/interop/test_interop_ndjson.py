@@ -7,6 +7,7 @@ import json
 from monitor.events import LabResult, MedicationEvent, Patient
 from monitor.interop import parse_payload
 from monitor.interop.ndjson import parse_ndjson
+from tests.unit.interop._context import CONTEXT
 
 GOOD_LAB = {
     "type": "lab",
@@ -96,7 +97,7 @@ def test_pathological_json_is_rejected_not_raised() -> None:
     deep = "[" * 100_000 + "]" * 100_000
     huge = '{"type":"lab","value":' + "9" * 5000 + "}"
     result = parse_payload(
-        deep + "\n" + huge + "\n" + line(value=float("nan")).replace("NaN", "NaN"), "ndjson"
+        deep + "\n" + huge + "\n" + line(value=float("nan")).replace("NaN", "NaN"), "ndjson", context=CONTEXT
     )
     assert result.events == []
     assert [r.line for r in result.rejected] == [1, 2, 3]
@@ -109,5 +110,5 @@ def test_a_very_long_line_is_truncated_in_raw() -> None:
 
 
 def test_example_feed_parses_cleanly(examples) -> None:  # type: ignore[no-untyped-def]
-    result = parse_payload((examples / "lab-feed.ndjson").read_bytes())
+    result = parse_payload((examples / "lab-feed.ndjson").read_bytes(), context=CONTEXT)
     assert result.format == "ndjson" and result.rejected == [] and len(result.events) == 12

@@ -76,7 +76,7 @@ def test_registered_and_fires_while_cyclosporine_is_taken() -> None:
     events = [egfr(52, -20), csa()]
     assert found(events, 0) == [("warning", EPISODE)]
     [f] = findings_of(RULE, events, day(30))
-    assert "started on 2025-01-01 while the latest eGFR before it was 52 mL/min/1.73m2 on 2024-12-12" in f.message
+    assert "started on 2025-01-01 while the latest eGFR before it was 52 mL/min/1.73 m² on 2024-12-12" in f.message
     assert "below 60" in f.message and "alkylating" in f.message and " mg" not in f.message
     assert [(e.kind, e.name, e.value) for e in f.evidence] == [("medication", "cyclosporine", 100.0),
                                                                ("lab", "egfr", 52.0)]

@@ -48,7 +48,7 @@ def test_low_wbc_on_cyclophosphamide_is_a_warning_with_the_numbers() -> None:
     low = wbc(2.4, 40)
     [f] = findings_of(RULE, [cyclophosphamide(), wbc(6.1, 0), low], day(45))
     assert (f.rule, f.severity, f.episode) == (RULE, "warning", day(40).isoformat())
-    assert "white cells 2.4 10^9/L on 2025-02-10 (below 3.0)" in f.message
+    assert "white cells 2.4 ×10⁹/L on 2025-02-10 (below 3.0)" in f.message
     assert "cyclophosphamide (course started 2025-01-01, last day 2025-03-31" in f.message
     assert "CTCAE" in f.message and "18%" in f.message
     assert "mg" not in f.message  # advises, never doses
@@ -93,7 +93,7 @@ def test_units_are_converted_and_shown_as_reported(value: float, unit: str, expe
     found = findings_of(RULE, [cyclophosphamide(), wbc(value, 40, unit)], day(45))
     assert [f.severity for f in found] == expected
     if found and unit == "cells/uL":
-        assert "2.4 10^9/L (2400 cells/uL)" in found[0].message
+        assert "2.4 ×10⁹/L (2400 cells/µL)" in found[0].message
 
 
 @pytest.mark.parametrize(("comparator", "value", "expected"), [

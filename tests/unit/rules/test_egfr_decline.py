@@ -46,7 +46,7 @@ def test_fall_of_a_third_fires_with_baseline_and_latest_as_evidence() -> None:
         ("derived", "egfr_decline_pct", 35.0, None,
          "latest eGFR vs baseline (warning >= 25%, critical >= 40%)"),
     ]
-    assert "eGFR 52 mL/min/1.73m2 on 2025-05-01 is 35% below the baseline of 80 mL/min/1.73m2" in f.message
+    assert "eGFR 52 mL/min/1.73 m\u00b2 on 2025-05-01 is 35% below the baseline of 80 mL/min/1.73 m\u00b2" in f.message
     assert "nephrotoxicity" not in f.message  # not on a calcineurin inhibitor
     assert "KDIGO 2021" in f.reference and "KDIGO 2012" in f.reference
 
@@ -126,7 +126,7 @@ def test_computed_egfr_fires_with_the_creatinine_as_evidence() -> None:
     assert labs == [("egfr", base, None), ("serum_creatinine", 88.42, "1 mg/dL"),
                     ("egfr", base, None), ("serum_creatinine", 88.42, "1 mg/dL"),
                     ("egfr", low, None), ("serum_creatinine", 132.63, "1.5 mg/dL")]
-    assert "computed by CKD-EPI 2021 from serum creatinine 132.63 umol/L (1.5 mg/dL)" in f.message
+    assert "computed by CKD-EPI 2021 from serum creatinine 133 \u00b5mol/L (1.5 mg/dL)" in f.message
 
 
 def test_reported_egfr_is_used_on_a_day_with_both() -> None:
@@ -151,7 +151,7 @@ def test_creatinine_rise_on_a_cni_names_nephrotoxicity_and_asks_for_a_trough() -
     [f] = run([course, c1, c2, c3], 120)
     assert (f.severity, f.episode) == ("warning", "2025-05-01")
     assert "calcineurin-inhibitor nephrotoxicity" in f.message and "tacrolimus trough level" in f.message
-    assert "126 umol/L on 2025-05-01 is 23.53% above its baseline of 102 umol/L" in f.message
+    assert "126 \u00b5mol/L on 2025-05-01 is 24% above its baseline of 102 \u00b5mol/L" in f.message
     assert [(e.kind, e.name, e.value, e.event_id) for e in f.evidence] == [
         ("lab", "serum_creatinine", 100.0, c1.identity), ("lab", "serum_creatinine", 104.0, c2.identity),
         ("lab", "serum_creatinine", 126.0, c3.identity),
@@ -165,7 +165,7 @@ def test_creatinine_rise_in_mg_per_dl() -> None:
               creatinine(1.22, 120, "mg/dL")]
     [f] = run(events, 120)
     assert derived(f, "creatinine_rise_pct").value == 22.0
-    assert "107.87 umol/L (1.22 mg/dL)" in f.message
+    assert "108 \u00b5mol/L (1.22 mg/dL)" in f.message
 
 
 def test_creatinine_rise_off_cni_does_not_fire() -> None:

@@ -235,7 +235,7 @@ def test_wbc_message_and_evidence() -> None:
     events = [cyclophosphamide(0, 89), wbc(6.2, 5), upd(5.0, 20)]
     [f] = [f for f in findings_of(RULE, events, day(20)) if f.episode.startswith("wbc:")]
     assert (f.severity, f.episode) == ("info", f"wbc:{day(5).isoformat()}")
-    assert "No white-cell count result for 15 days: the last was 6.2 10^9/L" in f.message
+    assert "No white-cell count result for 15 days: the last was 6.2 ×10⁹/L" in f.message
     assert "first 8 weeks of a cyclophosphamide course" in f.message and "every 14 days" in f.message
     assert "CJASN" in f.message
     assert [e.kind for e in f.evidence] == ["medication", "lab", "derived"]

@@ -56,16 +56,22 @@ def test_threshold_is_strictly_above_3_5(value: float, fires: bool) -> None:
     assert len(findings_of(RULE, events, day(150))) == int(fires)
 
 
-@pytest.mark.parametrize(("mg_per_mmol", "fires"), [(400.0, True), (395.0, False)])
-def test_upcr_in_mg_per_mmol_stands_in_for_24h_protein(mg_per_mmol: float, fires: bool) -> None:
-    # 400 mg/mmol x 0.00884 = 3.536 g/g (> 3.5); 395 mg/mmol = 3.49 g/g
+@pytest.mark.parametrize(("mg_per_mmol", "fires"), [(349.0, False), (350.0, False), (351.0, True), (396.0, True)])
+def test_upcr_in_mg_per_mmol_is_judged_by_kdigos_pairing(mg_per_mmol: float, fires: bool) -> None:
+    # KDIGO pairs 350 mg/mmol with 3.5 g/g: mg/mmol / 100 ~ g/d, so 351 mg/mmol is a relapse and
+    # 350 is not (> 3.5 strictly). (The exact molar factor, 0.00884, put the boundary at 396.)
     events = [*partial_remission(), lab(PID, "upcr", mg_per_mmol, "mg/mmol", 150)]
     found = findings_of(RULE, events, day(150))
     assert len(found) == int(fires)
     if fires:
         last = found[0].evidence[-1]
-        assert (last.name, last.value, last.unit, last.reported) == ("upcr", 3.536, "g/g", "400 mg/mmol")
-        assert "UPCR" in found[0].message
+        estimate = mg_per_mmol / 100
+        reported = f"{mg_per_mmol:g} mg/mmol"
+        assert (last.name, last.value, last.unit, last.reported) == ("upcr", estimate, "g/d", reported)
+        # the evidence traces to the stored result, which keeps what the lab reported
+        stored = events[-1]
+        assert last.event_id == stored.identity and stored.reported_value == mg_per_mmol
+        assert f"UPCR {reported} (\u2248 {estimate:g} g/d)" in found[0].message
 
 
 @pytest.mark.parametrize(("second_day", "severity"), [(157, "critical"), (156, "warning")])

@@ -31,7 +31,7 @@ def test_b_cells_present_weeks_after_the_course_fire_a_warning() -> None:
     events = [*course(), cd19(25, LAST_DOSE + 21)]
     [f] = findings_of(RULE, events, day(LAST_DOSE + 21))
     assert (f.rule, f.severity, f.episode) == (RULE, "warning", EPISODE)
-    assert "CD19 25 cells/uL" in f.message and "21 days after the last rituximab dose" in f.message
+    assert "CD19 25 cells/\u00b5L" in f.message and "21 days after the last rituximab dose" in f.message
     assert [(e.kind, e.name, e.value, e.effective_at[:10]) for e in f.evidence] == [
         ("medication", "rituximab", 1000.0, str(day(LAST_DOSE))),
         ("lab", "cd19_count", 25.0, str(day(LAST_DOSE + 21))),

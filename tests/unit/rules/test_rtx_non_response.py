@@ -99,14 +99,32 @@ def test_seronegative_patient_with_a_proteinuria_response_does_not_fire() -> Non
     assert findings_of(RULE, events, day(183)) == []
 
 
-@pytest.mark.parametrize(("baseline_day", "severity"), [(-30, "critical"), (-31, "warning")])
-def test_baseline_is_the_last_proteinuria_within_30_days_before_the_first_dose(baseline_day: int,
-                                                                               severity: str) -> None:
+@pytest.mark.parametrize(("baseline_day", "severity"),
+                         [(-42, "critical"), (-89, "critical"), (-90, "critical"), (-91, "warning")])
+def test_baseline_is_the_latest_proteinuria_within_90_days_before_the_first_dose(baseline_day: int,
+                                                                                 severity: str) -> None:
+    # a baseline 6 weeks before the infusion (-42) was missed when the window was 30 days
     events = [upd(8.0, baseline_day), titer(150, -10), *mentor_course(), upd(7.0, 120), titer(80, 120)]
     [f] = findings_of(RULE, events, day(183))
     assert f.severity == severity
     if severity == "warning":
+        assert "No proteinuria in the 90 days up to the first dose" in f.message
         assert "could not be judged" in f.message
+
+
+def test_the_latest_value_of_the_window_is_the_baseline() -> None:
+    # 10 g/d 80 days before, 7.5 g/d 20 days before: the baseline is 7.5, so 7 g/d is a 7% reduction
+    events = [upd(10.0, -80), upd(7.5, -20), titer(5, -10), *mentor_course(), upd(7.0, 120)]
+    [f] = findings_of(RULE, events, day(183))
+    baseline = next(e for e in f.evidence if e.note == "pre-course baseline proteinuria")
+    assert (baseline.value, baseline.effective_at[:10]) == (7.5, str(day(-20)))
+    assert "reduced by 7%" in f.message
+
+
+def test_a_baseline_on_the_day_of_the_first_dose_counts() -> None:
+    events = [upd(8.0, 0), titer(5, -10), *mentor_course(), upd(7.0, 120)]
+    [f] = findings_of(RULE, events, day(183))
+    assert any(e.note == "pre-course baseline proteinuria" and e.value == 8.0 for e in f.evidence)
 
 
 @pytest.mark.parametrize(("result_day", "fires"), [(90, True), (89, False)])

@@ -46,7 +46,7 @@ def test_nmol_per_litre_is_converted(nmol_l: float, ng_ml: float, fires: bool) -
     if fires:
         assert found[0].evidence[0].value == pytest.approx(ng_ml)
         assert found[0].evidence[0].reported == f"{nmol_l:g} nmol/L"
-        assert f"2.89 ng/mL ({nmol_l:g} nmol/L)" in found[0].message
+        assert f"2.9 ng/mL ({nmol_l:g} nmol/L)" in found[0].message
 
 
 def test_below_detection_limit_fires() -> None:

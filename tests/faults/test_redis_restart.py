@@ -1,5 +1,5 @@
 """Fault: Redis (the broker) SIGKILLed and started again, empty, on a private redis-server (the
-`rstack` fixture; the shared Redis on 6379 is never touched).
+`rstack` fixture; the machine's Redis is never touched).
 
 1. With an ingest queued and no worker yet: every queued task is gone; the sweeper re-drives the
    inbox rows from the database and everything is stored exactly once.

@@ -1,70 +1,37 @@
-"""Fault-injection tests: the pipeline fixtures (fresh PostgreSQL database, real celery workers) on a
-Redis database of their own, so a concurrent run of tests/integration/pipeline (Redis DB 14) is not
-disturbed (its `stack` fixture flushes its DB), plus helpers to kill, restart and wait.
+"""Fault-injection tests: the pipeline fixtures (a fresh PostgreSQL database, a Redis database, real
+celery workers) plus helpers to kill, restart and wait.
 
-Tests that restart Redis get a redis-server of their own (`private_redis`, `rstack`) on a free port:
-the shared Redis on 6379 is never restarted.
+Every server here is the test session's own (tests/_servers.py), never the machine's: the session's
+private PostgreSQL cluster and redis-server for most tests, and for a test that kills or restarts a
+server, a cluster (`pgstack`, `private_postgres`) or a redis-server (`rstack`, `private_redis`) of that
+test's own on a free port, so no other test sees the outage.
 
-Every helper that stops a server starts it again in a `finally`, and every wait is bounded.
+Every helper that stops a server starts it again, and every wait is bounded.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from tests._servers import PrivatePostgres, PrivateRedis
 from tests.integration.pipeline.conftest import (  # noqa: F401  (fixtures picked up by pytest)
-    PG_ADMIN_URL,
     Stack,
-    _unavailable,
     pg_runtime,
+    pg_template,
+    pg_url,
+    redis_url,
     stack,
 )
-
-FAULTS_REDIS_URL = os.environ.get("IMN_FAULTS_REDIS_URL", "redis://127.0.0.1:6379/11")
-PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect"]
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """Redis DB 11 (not the pipeline tests' 14): `stack` flushes it before each test."""
-    import redis
-
-    try:
-        redis.Redis.from_url(FAULTS_REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception as exc:  # noqa: BLE001
-        _unavailable("Redis at 127.0.0.1:6379", exc)
-    return FAULTS_REDIS_URL
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """As the pipeline fixture, but the admin engine is not kept across the session: a test here
-    restarts PostgreSQL, which would leave a pooled admin connection dead for the DROP at the end."""
-    name = f"imn_fault_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    wait_pg_ready()
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @dataclass
@@ -77,14 +44,32 @@ class FaultStack(Stack):
     def env(self) -> dict[str, str]:
         return {**super().env, **self.extra}
 
-    def engine(self) -> sa.Engine:
-        # one short-lived connection per query: survives a PostgreSQL restart, leaks no pools
-        return sa.create_engine(self.db_url, poolclass=sa.NullPool)
-
     def python(self, code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run Python code in a fresh process configured from this stack's environment."""
         return subprocess.run([sys.executable, "-c", code], env=self.env, cwd=self.tmp, capture_output=True,
                               text=True, timeout=timeout)
+
+    @contextmanager
+    def holding(self, table: str, column: str, keys: list[object]) -> Iterator[None]:
+        """Hold row locks (SELECT ... FOR UPDATE, in a transaction of the test's own) on the rows of
+        `table` whose `column` is in `keys`, until the block ends.
+
+        The fault tests need work to be left when the fault hits, on a fast machine and on a loaded
+        one alike. A worker that reaches a held row (an inbox batch: `lock_inbox`; a patient:
+        reassessment locks the patient's row first) waits there, so that work cannot finish before
+        the test lets go. Everything else runs (and is killed) wherever it happens to be."""
+        conn = self.engine().connect()
+        try:
+            conn.begin()
+            got = conn.execute(sa.text(f"select {column} from {table} where {column} = any(:k) for update"),
+                               {"k": keys}).scalars().all()
+            assert sorted(got) == sorted(keys), (table, got, keys)
+            yield
+        finally:
+            try:
+                conn.close()  # ends the transaction (NullPool: the connection itself), so the locks go
+            except sa.exc.SQLAlchemyError:
+                pass  # the server was restarted under it: its locks went with it
 
     def worker_logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("worker-*.log")))
@@ -114,7 +99,21 @@ class FaultStack(Stack):
         assert row.state == "finished" and row.finished_at is not None
         assert self.scalar("select count(*) from nightly_runs") == 1
 
-    def poll(self, sql: str, until, timeout: float, interval: float = 0.02) -> object:  # type: ignore[no-untyped-def]
+    def sweep_until(self, done: Callable[[], bool], every: float, timeout: float = 300) -> list[dict[str, int]]:
+        """Run the sweeper every `every` seconds (as the scheduler does) until `done()`; returns each
+        sweep's counts. Bounded by time, not by a number of sweeps: on a loaded machine the workers
+        need more sweeps' worth of time, and only a hang reaches `timeout`."""
+        sweeps = []
+        deadline = time.monotonic() + timeout
+        while True:
+            sweeps.append(self.sweep())
+            if done():
+                return sweeps
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not done after {timeout}s of sweeps\n{self.worker_logs()[-3000:]}")
+            time.sleep(every)
+
+    def poll(self, sql: str, until, timeout: float = 300, interval: float = 0.02) -> object:  # type: ignore[no-untyped-def]
         """Query until `until(value)` holds; returns the value (raises after `timeout` seconds)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -135,122 +134,28 @@ def fstack(stack: Stack) -> Iterator[FaultStack]:  # noqa: F811
     yield f
 
 
-@dataclass
-class PrivateRedis:
-    """A redis-server of this test's own on a free loopback port, kept in memory only (as in
-    production: no RDB, no AOF). `restart()` SIGKILLs it and starts a new one on the same port, so
-    everything queued is gone. The shared Redis on 6379 is never touched."""
-
-    port: int
-    dir: Path
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 15) -> None:
-        log = open(self.dir / f"redis-{self.starts}.log", "wb")
-        self.starts += 1
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(self.dir)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while not self.ping():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"private redis-server on port {self.port} did not start")
-            time.sleep(0.05)
-
-    def ping(self) -> bool:
-        import redis
-
-        try:
-            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5,
-                                    socket_timeout=0.5).ping())
-        except Exception:  # noqa: BLE001
-            return False
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=15)
-        self.proc = None
-
-    def restart(self) -> None:
-        """SIGKILL (nothing saved) and start again on the same port."""
-        self.kill()
-        self.start()
-
-    def client(self):  # type: ignore[no-untyped-def]
-        import redis
-
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=2, socket_timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    from shutil import which
-
-    if which("redis-server") is None:
-        _unavailable("redis-server (for a private Redis)", FileNotFoundError("redis-server"))
-    d = tmp_path / "redis"
-    d.mkdir()
-    r = PrivateRedis(free_port(), d)
-    r.start()
-    try:
-        yield r
-    finally:
-        r.kill()
-
-
 @pytest.fixture
 def rstack(fstack: FaultStack, private_redis: PrivateRedis) -> Iterator[FaultStack]:
-    """`fstack` whose workers, CLI and Python subprocesses use the private Redis as broker (and for
-    the debounce keys): IMN_BROKER_URL comes from `broker_url`."""
+    """`fstack` whose workers, CLI and Python subprocesses use this test's own redis-server as broker
+    (and for the debounce keys): IMN_BROKER_URL comes from `broker_url`."""
     fstack.broker_url = private_redis.url
     yield fstack
     # stop the workers while their broker is still up (the private Redis is torn down after this)
+    fstack.stop_sweeper()
     fstack.kill_workers(signal.SIGTERM)
 
 
-def pg_is_ready() -> bool:
-    try:
-        e = sa.create_engine(PG_ADMIN_URL, poolclass=sa.NullPool, connect_args={"connect_timeout": 2})
-        with e.connect() as c:
-            c.execute(sa.text("select 1"))
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+@pytest.fixture
+def pgstack(private_postgres: PrivatePostgres, redis_url: str, tmp_path: Path) -> Iterator[FaultStack]:  # noqa: F811
+    """A FaultStack whose database lives on this test's own PostgreSQL cluster (`private_postgres`),
+    which the test may stop and start: no other test's database is on it."""
+    import redis
 
-
-def wait_pg_ready(timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not pg_is_ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"PostgreSQL not answering after {timeout}s")
-        time.sleep(0.2)
-
-
-def _cluster() -> str:
-    versions = sorted(os.listdir("/etc/postgresql"))
-    return versions[-1]
-
-
-def pg_ctl(action: str) -> None:
-    subprocess.run([*PG_CTL, _cluster(), "main", action], check=True, capture_output=True, timeout=90)
-
-
-def ensure_pg_running() -> None:
-    """Start PostgreSQL if it is not answering (the cleanup of every test that stops it)."""
-    if not pg_is_ready():
-        subprocess.run([*PG_CTL, _cluster(), "main", "start"], capture_output=True, timeout=90)
-    wait_pg_ready()
+    redis.Redis.from_url(redis_url).flushdb()
+    f = FaultStack(private_postgres.create_database("imn_fault"), redis_url, tmp_path)
+    up = f.cli("db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    yield f
+    # stop the workers while their database is still up (the cluster is torn down after this)
+    f.stop_sweeper()
+    f.kill_workers(signal.SIGTERM)

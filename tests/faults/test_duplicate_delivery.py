@@ -36,7 +36,7 @@ def test_three_cli_ingests_of_one_file_at_once_store_everything_once(fstack: Fau
              for _ in range(3)]
     outs = []
     for p in procs:
-        out, err = p.communicate(timeout=120)
+        out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         outs.append(json.loads(out))
     batches = outs[0]["batches"]
@@ -46,7 +46,7 @@ def test_three_cli_ingests_of_one_file_at_once_store_everything_once(fstack: Fau
 
     fstack.start_worker(concurrency=2)
     # no sweeper: nothing is lost here, and a re-drive would assess as of today, not AS_OF
-    fstack.wait_settled(timeout=120)
+    fstack.wait_settled(timeout=300)
     logs = fstack.worker_logs()
     assert logs.count("imn.ingest_batch[") >= 3 * batches  # each batch's task ran three times
     assert fstack.scalar("select count(*) from inbox") == batches
@@ -98,7 +98,7 @@ def test_three_concurrent_api_posts_of_one_body_store_everything_once(pg_runtime
         for t in threads:
             t.start()
         for t in threads:
-            t.join(timeout=120)
+            t.join(timeout=300)
         assert not any(t.is_alive() for t in threads) and not errors, errors
 
     assert [code for code, _ in responses] == [202, 202, 202]

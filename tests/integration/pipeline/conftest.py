@@ -1,12 +1,17 @@
 """Real servers for the pipeline tests: a fresh PostgreSQL database, a Redis database, and real
 `celery worker` processes (not eager mode) started as subprocesses.
 
-Without the servers these tests skip, unless IMN_REQUIRE_SERVICES=1 (CI), where they fail.
+The servers are the test session's own (tests/_servers.py: a private PostgreSQL cluster and a
+private redis-server, on free ports, gone at the end), never the machine's: `stack` flushes the
+broker and drops the schema before every test. Without the server binaries these tests skip,
+unless IMN_REQUIRE_SERVICES=1 (CI), where they fail.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -19,45 +24,78 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-PG_ADMIN_URL = os.environ.get("IMN_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("IMN_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-REQUIRE = os.environ.get("IMN_REQUIRE_SERVICES") == "1"
+from tests._servers import PrivatePostgres, PrivateRedis
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _unavailable(what: str, exc: Exception) -> None:
-    msg = f"{what} is not answering ({type(exc).__name__}: {exc})"
-    if REQUIRE:
-        pytest.fail(msg + " and IMN_REQUIRE_SERVICES=1")
-    pytest.skip(msg)
+@pytest.fixture(scope="session")
+def pg_url(pg_server: PrivatePostgres) -> str:
+    """A database of its own for this test session, on the session's private cluster."""
+    return pg_server.create_database("imn_it")
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A database of its own for this test session, dropped at the end."""
-    name = f"imn_it_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+def pg_template(pg_server: PrivatePostgres, redis_server: PrivateRedis,
+                tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The name of a database migrated to head once per session by `imn-monitor db upgrade`; each
+    `stack` gets a copy of it (CREATE DATABASE ... TEMPLATE: a file copy, where running the
+    migrations again would cost a CLI process per test)."""
+    url = pg_server.create_database("imn_template")
+    up = Stack(url, redis_server.url, tmp_path_factory.mktemp("template")).cli("db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    return url.rsplit("/", 1)[1]
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    import redis
+def redis_url(redis_server: PrivateRedis) -> str:
+    return redis_server.url
 
+
+_SWEEPER = """
+import json, sys, traceback
+from tasks import jobs, runtime
+from tasks.app import configure
+rt = runtime.get()
+configure(rt.settings)
+for _ in sys.stdin:
     try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception as exc:  # noqa: BLE001
-        _unavailable("Redis at 127.0.0.1:6379", exc)
-    return REDIS_URL
+        print(json.dumps(jobs.sweep_once(rt)), flush=True)
+    except Exception:
+        print(json.dumps({"error": traceback.format_exc()}), flush=True)
+"""
+
+
+class Sweeper:
+    """A process that runs `jobs.sweep_once` for each line it reads and prints the counts as JSON."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env = dict(env)
+        with open(cwd / "sweeper.log", "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-c", _SWEEPER], env=env, cwd=cwd, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=log, text=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def sweep(self, timeout: float = 300) -> dict[str, int]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("sweep\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        assert line, f"the sweeper did not answer within {timeout}s (exit code {self.proc.poll()})"
+        counts = json.loads(line)
+        assert "error" not in counts, counts["error"]
+        return counts
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                f.close()
 
 
 @dataclass
@@ -68,6 +106,7 @@ class Stack:
     broker_url: str
     tmp: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    sweeper: Sweeper | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -80,7 +119,8 @@ class Stack:
         return env
 
     def engine(self) -> sa.Engine:
-        return sa.create_engine(self.db_url)
+        # one short-lived connection per query: survives a server restart, leaves no pool behind
+        return sa.create_engine(self.db_url, poolclass=sa.NullPool)
 
     def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")
@@ -94,7 +134,7 @@ class Stack:
         self._wait_ready(log.name)
         return proc
 
-    def _wait_ready(self, log_path: str, timeout: float = 60) -> None:
+    def _wait_ready(self, log_path: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if b" ready." in Path(log_path).read_bytes():
@@ -109,10 +149,27 @@ class Stack:
                 p.wait(timeout=30)
         self.workers.clear()
 
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         exe = Path(sys.executable).with_name("imn-monitor")
         return subprocess.run([str(exe), *args], env=self.env, cwd=self.tmp, capture_output=True, text=True,
                               timeout=timeout)
+
+    def sweep(self) -> dict[str, int]:
+        """One `jobs.sweep_once`, what `imn-monitor sweep` and the scheduler's sweeper run; its counts.
+
+        Runs in one long-lived process per stack (started on first use, restarted when the
+        environment changed), not a new `imn-monitor sweep` process each time: on a busy 2-core
+        machine each new interpreter costs seconds of CPU in imports alone, and the fault tests sweep
+        dozens of times."""
+        if self.sweeper is None or self.sweeper.env != self.env or not self.sweeper.alive():
+            self.stop_sweeper()
+            self.sweeper = Sweeper(self.env, self.tmp)
+        return self.sweeper.sweep()
+
+    def stop_sweeper(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
+            self.sweeper = None
 
     def scalar(self, sql: str, **params: object) -> object:
         with self.engine().connect() as c:
@@ -122,7 +179,7 @@ class Stack:
         with self.engine().connect() as c:
             return list(c.execute(sa.text(sql), params))
 
-    def wait_settled(self, timeout: float = 120, sweep_every: float | None = None) -> None:
+    def wait_settled(self, timeout: float = 300, sweep_every: float | None = None) -> None:
         """Until every inbox row is processed and no patient awaits reassessment.
 
         With `sweep_every`, runs the sweeper meanwhile (as the scheduler does every minute), for
@@ -135,27 +192,24 @@ class Stack:
             if busy == 0:
                 return
             if sweep_every and time.monotonic() >= next_sweep:
-                assert self.cli("sweep").returncode == 0
+                self.sweep()
                 next_sweep = time.monotonic() + sweep_every
             time.sleep(0.3)
         raise AssertionError(f"pipeline did not settle within {timeout}s")
 
 
 @pytest.fixture
-def stack(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    """A clean schema and an empty queue per test; workers are stopped afterwards."""
+def stack(pg_server: PrivatePostgres, pg_template: str, redis_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """A fresh migrated database (a copy of `pg_template`) and an empty queue per test, both on the
+    session's private servers; workers are stopped and the database dropped afterwards."""
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
-    engine = sa.create_engine(pg_url)
-    with engine.begin() as c:
-        c.execute(sa.text("drop schema public cascade; create schema public"))
-    engine.dispose()
-    s = Stack(pg_url, redis_url, tmp_path)
-    up = s.cli("db", "upgrade")
-    assert up.returncode == 0, up.stderr
+    s = Stack(pg_server.create_database("imn_it", template=pg_template), redis_url, tmp_path)
     yield s
+    s.stop_sweeper()
     s.kill_workers(signal.SIGTERM)
+    pg_server.drop_database(s.db_url)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import logging
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from feed import errors
 from feed.routes import alerts, fhir, ingest, keys, ops, patients, stream
 from tasks.runtime import Runtime
 
@@ -92,6 +93,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     if limit is not None:
         app.add_middleware(ConnectionBudget, limit=limit)
     app.state.runtime = runtime
+    errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
     if importlib.util.find_spec(EXTRA_MODULE) is not None:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from pydantic import BaseModel, Field
 
 from feed.auth import AUTH_RESPONSES, admin_key, clinician_key
-from feed.schemas import Id
+from feed.schemas import Id, Storable
 from storage import subscriptions as subs
 from storage.api_keys import ApiKey
 from storage.db import session
@@ -28,13 +28,13 @@ router = APIRouter(tags=["webhooks"], responses=AUTH_RESPONSES)
 
 
 class Filters(BaseModel):
-    rules: list[str] | None = None
-    severities: list[str] | None = None
-    patients: list[str] | None = None
+    rules: list[Storable] | None = None
+    severities: list[Storable] | None = None
+    patients: list[Storable] | None = None
 
 
 class SubscriptionIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Storable = Field(min_length=1, max_length=200)
     url: str = Field(min_length=8, max_length=2000, description="http(s) URL receiving POSTs")
     secret: str | None = Field(None, min_length=16, max_length=200,
                                description="HMAC-SHA256 key; generated (and returned once) when absent")

@@ -14,7 +14,6 @@ from feed.schemas import Storable, check_as_of
 from feed.web import clinician_or_ui_session
 from storage import repository as repo
 from storage import views
-from storage.api_keys import ApiKey
 from storage.db import session
 
 router = APIRouter(tags=["patients"], responses=AUTH_RESPONSES)
@@ -26,7 +25,7 @@ router = APIRouter(tags=["patients"], responses=AUTH_RESPONSES)
 def patient_chart(
     patient_id: Annotated[Storable, Path(min_length=1, max_length=64)],
     request: Request,
-    _: ApiKey = Depends(clinician_or_ui_session),
+    _: str = Depends(clinician_or_ui_session),
     as_of: Annotated[date | None, Query(description="chart up to this date (default: today)")] = None,
 ) -> Response:
     """anti-PLA2R and proteinuria over time (two y-axes), albumin and CNI troughs, therapy courses as

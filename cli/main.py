@@ -385,7 +385,8 @@ def api(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0
     rt = _runtime()
     typer.echo(f"HTTP feed on http://{host}:{port} (database {rt.engine.url.render_as_string(hide_password=True)}, "
                f"{'embedded' if rt.settings.embedded else 'broker'} mode); OpenAPI at /docs")
-    uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+    # proxy headers are honoured by the app, from IMN_TRUSTED_PROXIES only (uvicorn would trust 127.0.0.1)
+    uvicorn.run(create_app(rt), host=host, port=port, log_level="info", proxy_headers=False)
 
 
 @keys_app.command("create")

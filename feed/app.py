@@ -15,7 +15,10 @@ import logging
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from feed import errors
+from feed.headers import SecurityHeaders
 from feed.routes import alerts, fhir, ingest, keys, ops, patients, stream
 from tasks.runtime import Runtime
 
@@ -91,7 +94,14 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     limit = request_limit(runtime)
     if limit is not None:
         app.add_middleware(ConnectionBudget, limit=limit)
+    app.add_middleware(SecurityHeaders)
+    if runtime.settings.proxy_networks:
+        # outermost: X-Forwarded-Proto/-For only from the configured proxies set the scheme (and so the
+        # session cookie's Secure flag) and the client address; `imn-monitor api` turns uvicorn's own
+        # proxy handling (which trusts 127.0.0.1 by default) off
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=runtime.settings.proxy_networks)
     app.state.runtime = runtime
+    errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
     if importlib.util.find_spec(EXTRA_MODULE) is not None:

@@ -67,31 +67,50 @@ def encode_cursor(sort: str, order: str, flt: AlertFilter, values: list[Any]) ->
     return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
+MAX_ID = 2**53 - 1  # row ids the API hands out (and JavaScript holds exactly)
+SEVERITY_RANKS = (-1, 0, 1, 2)
+
+
+def _cursor_id(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+        raise ValueError
+    return value
+
+
+def _cursor_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError
+    dt = datetime.fromisoformat(value)
+    aware = dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+    try:
+        return aware.astimezone(UTC)  # a forged 0001-01-01T00:00+05:00 has no UTC instant
+    except OverflowError:
+        raise ValueError from None
+
+
 def decode_cursor(cursor: str, sort: str, order: str, flt: AlertFilter) -> list[Any]:
+    """The keyset values of a cursor made by encode_cursor; CursorError for anything else (a cursor
+    comes from the client, so every value is checked for type and range before it reaches SQL)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw)
         s, o, f, values = payload["s"], payload["o"], payload["f"], payload["v"]
         if s not in SORTS or o not in ("asc", "desc") or not isinstance(values, list):
             raise ValueError
-        n = len(_sort_columns(s))
-        if len(values) != n or not isinstance(values[-1], int) or isinstance(values[-1], bool):
+        if len(values) != len(_sort_columns(s)):
             raise ValueError
+        values[-1] = _cursor_id(values[-1])
         if s == "severity":
-            if not isinstance(values[0], int) or isinstance(values[0], bool):
+            if type(values[0]) is not int or values[0] not in SEVERITY_RANKS:
                 raise ValueError
-            values[1] = _aware(datetime.fromisoformat(values[1]))
+            values[1] = _cursor_time(values[1])
         else:
-            values[0] = _aware(datetime.fromisoformat(values[0]))
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, UnicodeDecodeError):
+            values[0] = _cursor_time(values[0])
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, UnicodeDecodeError, RecursionError):
         raise CursorError("invalid cursor") from None
     if (s, o, f) != (sort, order, flt.digest()):
         raise CursorError("the cursor belongs to another sort order or other filters; repeat them unchanged")
     return values
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def _after(cols: list[Any], values: list[Any], order: str) -> Any:

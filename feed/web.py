@@ -3,27 +3,29 @@ assets.
 
     GET  /                          open alerts, critical first, with message and evidence
     GET  /ui/patients/{id}          summary, chart, the patient's alerts
-    GET  /ui/login, POST /ui/login  the API key once -> session cookie; POST /ui/logout
+    GET  /ui/login, POST /ui/login  the API key once -> a server-side session; POST /ui/logout
     POST /ui/alerts/{id}/acknowledge, /ui/alerts/{id}/resolve   forms; redirect back (303)
 
-Authentication is the API keys (clinician or admin role). A browser cannot send a bearer header from
-a link, so the key is posted once to /ui/login and kept in a cookie: `imn_session` =
-"<nonce>.<key>", HttpOnly, SameSite=Strict, Path=/, Secure when the request came over https. Every
-request re-authenticates the key (a revoked key logs the session out at once) and no server-side
-session state exists, so any number of api processes can serve the page.
+Authentication: a browser cannot send a bearer header from a link, so a clinician or admin key is
+posted once to /ui/login, which opens a session (storage/user_sessions.py) and sets the cookie
+`imn_session` to the session's random token: HttpOnly, SameSite=Strict, Path=/, Max-Age = the
+session's lifetime, Secure when the request came over https (as seen directly, or as a trusted proxy
+says: IMN_TRUSTED_PROXIES). The key itself never leaves the login request. A session ends after
+IMN_SESSION_IDLE_TIMEOUT_S unused, IMN_SESSION_MAX_AGE_S after log-in, on log-out, and when its key is
+revoked; the sessions live in the database, so any number of api processes can serve the page.
 
 CSRF: the cookie is SameSite=Strict (not sent on cross-site requests at all), and every form carries
-a per-session token, HMAC-SHA256(key, "imn-ui-csrf:" + nonce), checked in constant time. Actions go
-through storage.alerts with the key's name as the actor (audited like the API's).
+HMAC-SHA256(session token, "imn-ui-csrf"), checked in constant time. Actions go through
+storage.alerts with the session's actor as the actor (audited like the API's).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
@@ -32,12 +34,12 @@ from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.templating import Jinja2Templates
 
 from feed.auth import ADMIN, CLINICIAN, bearer
-from feed.schemas import Id
+from feed.schemas import Id, Storable
 from monitor.display import evidence_number, evidence_unit, immunological_text, latest_text, value_text
-from storage import api_keys, views
+from storage import api_keys, user_sessions, views
 from storage import repository as repo
-from storage.api_keys import ApiKey
 from storage.db import session
+from storage.user_sessions import UserSession
 
 COOKIE = "imn_session"
 UI_ROLES = frozenset({CLINICIAN, ADMIN})
@@ -53,6 +55,7 @@ templates.env.filters.update({
     "g_per_day": lambda value: value_text(float(value), "proteinuria_24h") if value is not None else "—",
 })
 router = APIRouter(include_in_schema=False)
+FormText = Annotated[Storable, Form(max_length=2000)]
 
 
 class LoginRequired(Exception):
@@ -63,20 +66,27 @@ class LoginRequired(Exception):
 
 
 class UiSession:
-    def __init__(self, key: ApiKey, nonce: str, token: str) -> None:
-        self.key, self.nonce = key, nonce
-        self.csrf = csrf_token(token, nonce)
+    """The signed-in person on this request: who (actor, role), the session, the form token."""
+
+    def __init__(self, stored: UserSession, token: str) -> None:
+        self.stored = stored
+        self.actor, self.role, self.patient_id = stored.actor, stored.role, stored.patient_id
+        self.csrf = csrf_token(token)
 
 
-def csrf_token(token: str, nonce: str) -> str:
-    return hmac.new(token.encode(), b"imn-ui-csrf:" + nonce.encode(), hashlib.sha256).hexdigest()
+def csrf_token(session_token: str) -> str:
+    return hmac.new(session_token.encode(), b"imn-ui-csrf", hashlib.sha256).hexdigest()
 
 
 def _engine(request: Request) -> Any:
     return request.app.state.runtime.engine
 
 
-def _authenticate(request: Request, token: str | None) -> ApiKey | None:
+def _settings(request: Request) -> Any:
+    return request.app.state.runtime.settings
+
+
+def _authenticate(request: Request, token: str | None) -> api_keys.ApiKey | None:
     if not token:
         return None
     with session(_engine(request), write=False) as s:
@@ -84,14 +94,19 @@ def _authenticate(request: Request, token: str | None) -> ApiKey | None:
 
 
 def _from_cookie(request: Request) -> UiSession | None:
-    raw = request.cookies.get(COOKIE, "")
-    nonce, _, token = raw.partition(".")
-    if not nonce or not token:
+    token = request.cookies.get(COOKIE, "")
+    if not token:
         return None
-    key = _authenticate(request, token)
-    if key is None or key.role not in UI_ROLES:
+    now = datetime.now(UTC)
+    idle = timedelta(seconds=_settings(request).session_idle_timeout_s)
+    with session(_engine(request), write=False) as s:
+        found = user_sessions.find_session(s, token, now, idle)
+    if found is None or found.role not in UI_ROLES:
         return None
-    return UiSession(key, nonce, token)
+    if now - found.last_seen_at >= user_sessions.TOUCH_EVERY:
+        with session(_engine(request)) as s:
+            user_sessions.touch(s, found.id, now)
+    return UiSession(found, token)
 
 
 def ui_session(request: Request) -> UiSession:
@@ -104,20 +119,21 @@ def ui_session(request: Request) -> UiSession:
 
 
 def clinician_or_ui_session(request: Request,
-                            credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiKey:
-    """A bearer key (clinician/admin) or, for images embedded in the page, the UI session cookie."""
+                            credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+    """A bearer key (clinician/admin) or, for images embedded in the page, the session cookie;
+    returns the caller's name."""
     if credentials is not None:
         from feed.auth import authenticate
 
         key = authenticate(request, credentials)
         if key.role not in UI_ROLES:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"forbidden for role {key.role}")
-        return key
+        return key.name
     sess = _from_cookie(request)
     if sess is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing or invalid API key",
                             headers={"WWW-Authenticate": 'Bearer realm="imn-monitor"'})
-    return sess.key
+    return sess.actor
 
 
 def _check_csrf(sess: UiSession, token: str) -> None:
@@ -168,7 +184,8 @@ def home(request: Request, sess: UiSession = Depends(ui_session)) -> HTMLRespons
 
 
 @router.get("/ui/patients/{patient_id}", response_class=HTMLResponse)
-def patient_page(patient_id: str, request: Request, sess: UiSession = Depends(ui_session)) -> HTMLResponse:
+def patient_page(patient_id: Storable, request: Request,
+                 sess: UiSession = Depends(ui_session)) -> HTMLResponse:
     with session(_engine(request), write=False) as s:
         patient = views.patient_view(s, patient_id)
         alerts = views.list_alerts(s, patient_id=patient_id) if patient is not None else []
@@ -196,14 +213,21 @@ def login_form(request: Request, next: str = "/") -> HTMLResponse:
 
 @router.post("/ui/login")
 def login(request: Request, key: str = Form(..., max_length=300), next: str = Form("/")) -> Response:
-    token = key.strip()
-    found = _authenticate(request, token)
+    found = _authenticate(request, key.strip())
     if found is None or found.role not in UI_ROLES:
-        error = "Unknown or revoked key." if found is None else "This key's role cannot use the clinician page."
+        # the key is never repeated back, not even in part
+        error = ("Unknown or revoked key." if found is None
+                 else "This key's role cannot use the clinician page.")
         return _page(request, "login.html", {"sess": None, "next": _safe_next(next), "error": error},
                      status.HTTP_401_UNAUTHORIZED if found is None else status.HTTP_403_FORBIDDEN)
+    st = _settings(request)
+    with session(_engine(request)) as s:
+        token, _ = user_sessions.open_session(s, actor=found.name, role=found.role, auth_method="api_key",
+                                              api_key_id=found.id, now=datetime.now(UTC),
+                                              max_age=timedelta(seconds=st.session_max_age_s))
     resp = _redirect(_safe_next(next))
-    resp.set_cookie(COOKIE, f"{secrets.token_urlsafe(16)}.{token}", httponly=True, samesite="strict",
+    # request.url.scheme is https when the connection is, or when a trusted proxy said so (feed/app.py)
+    resp.set_cookie(COOKIE, token, max_age=st.session_max_age_s, httponly=True, samesite="strict",
                     secure=request.url.scheme == "https", path="/")
     return resp
 
@@ -213,8 +237,11 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
     sess = _from_cookie(request)
     if sess is not None:
         _check_csrf(sess, csrf)
+        with session(_engine(request)) as s:
+            user_sessions.revoke_session(s, sess.stored.id, datetime.now(UTC))
     resp = _redirect("/ui/login")
-    resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                       secure=request.url.scheme == "https")
     return resp
 
 
@@ -222,20 +249,20 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
 
 
 @router.post("/ui/alerts/{alert_id}/acknowledge")
-def ui_acknowledge(alert_id: Id, request: Request, csrf: str = Form(""), comment: str = Form("", max_length=2000),
+def ui_acknowledge(alert_id: Id, request: Request, csrf: str = Form(""), comment: FormText = "",
                    next: str = Form("/"), sess: UiSession = Depends(ui_session)) -> Response:
     _check_csrf(sess, csrf)
     back = _safe_next(next)
     try:
         with session(_engine(request)) as s:
-            repo.acknowledge(s, alert_id, sess.key.name, comment.strip() or None)
+            repo.acknowledge(s, alert_id, sess.actor, comment.strip() or None)
     except repo.AlertActionError as exc:
         return _redirect(back, error=str(exc))
     return _redirect(back, ok=f"Alert {alert_id} acknowledged.")
 
 
 @router.post("/ui/alerts/{alert_id}/resolve")
-def ui_resolve(alert_id: Id, request: Request, csrf: str = Form(""), comment: str = Form("", max_length=2000),
+def ui_resolve(alert_id: Id, request: Request, csrf: str = Form(""), comment: FormText = "",
                next: str = Form("/"), sess: UiSession = Depends(ui_session)) -> Response:
     _check_csrf(sess, csrf)
     back = _safe_next(next)
@@ -243,7 +270,7 @@ def ui_resolve(alert_id: Id, request: Request, csrf: str = Form(""), comment: st
         return _redirect(back, error=f"Resolving alert {alert_id} needs a comment.")
     try:
         with session(_engine(request)) as s:
-            repo.resolve(s, alert_id, sess.key.name, comment.strip())
+            repo.resolve(s, alert_id, sess.actor, comment.strip())
     except repo.AlertActionError as exc:
         return _redirect(back, error=str(exc))
     return _redirect(back, ok=f"Alert {alert_id} resolved.")

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from storage import user_sessions
 from storage.models import API_KEY_ROLES, ApiKeyRow
 from storage.serialize import iso
 
@@ -79,9 +80,10 @@ def authenticate(s: Session, token: str | None) -> ApiKey | None:
 
 
 def revoke(s: Session, key: int | str, now: datetime | None = None) -> ApiKey:
-    """Revoke a key given its id or its prefix; revoking a revoked key changes nothing."""
+    """Revoke a key given its id or its prefix, and end the page sessions opened with it; revoking a
+    revoked key changes nothing."""
     q = select(_keys)
-    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+    if isinstance(key, int) or (isinstance(key, str) and key.isascii() and key.isdigit()):
         q = q.where(_keys.c.id == int(key))
     else:
         q = q.where(_keys.c.prefix == key)
@@ -95,6 +97,7 @@ def revoke(s: Session, key: int | str, now: datetime | None = None) -> ApiKey:
         return found
     when = now or datetime.now(UTC)
     s.execute(update(_keys).where(_keys.c.id == found.id).values(revoked_at=when))
+    user_sessions.revoke_for_key(s, found.id, when)  # the page's sessions opened with it end too
     return ApiKey(found.id, found.name, found.role, found.prefix, found.created_at, when)
 
 

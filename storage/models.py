@@ -247,3 +247,31 @@ class WebhookDeliveryRow(SQLModel, table=True):
 
 # fan-out reads the recent outbox rows by creation time (migration 0003)
 Index("ix_outbox_created_at", OutboxRow.__table__.c.created_at)  # type: ignore[attr-defined]
+
+
+# --- sessions of people using the clinician page -----------------------------------------------------
+
+SESSION_AUTH_METHODS = ("api_key",)  # a SMART on FHIR EHR launch (issue 16) adds "smart"
+
+
+class UserSessionRow(SQLModel, table=True):
+    """A signed-in person's session on the clinician page. The cookie holds a random token; only its
+    SHA-256 is stored (a copy of this table opens no session). A session names its actor and role
+    itself and is tied to an API key only when it was opened with one (`api_key_id`, revoked with the
+    key): an EHR launch can open one for a user who has no key, with the patient in context
+    (`patient_id`). It ends at `expires_at` (absolute), after an idle time past `last_seen_at`, or
+    when `revoked_at` is set (log out, key revoked)."""
+
+    __tablename__ = "user_sessions"
+
+    id: int | None = _pk()
+    token_hash: str = Field(max_length=64, unique=True)
+    actor: str = Field(max_length=200)  # written to the alert audit trail
+    role: str = Field(max_length=16)  # clinician | admin
+    auth_method: str = Field(max_length=16)  # api_key (| smart)
+    api_key_id: int | None = _fk("api_keys.id", nullable=True)
+    patient_id: str | None = Field(default=None, max_length=64)  # launch context; None = every patient
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime = Field(index=True)
+    revoked_at: datetime | None = None

@@ -7,9 +7,13 @@ a redelivered or re-driven task either finds it processed or redoes it whole.
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timezone
+from itertools import islice
+from typing import IO
 
 from monitor.interop import ParseResult, ValidationContext, detect_format, parse_payload
 from storage import repository as repo
@@ -33,25 +37,49 @@ class Batch:
     label: str
 
 
-def split_payload(data: bytes, fmt: str, source_name: str, batch_lines: int) -> list[Batch]:
-    """Line formats are cut into batches of `batch_lines` (CSV keeps its header in each);
-    FHIR and HL7 payloads stay whole (a message or bundle is one unit of acknowledgement)."""
+READ_CHUNK = 256 * 1024  # lines are cut from this much at a time
+
+
+def iter_lines(f: IO[bytes], chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+    """The lines of a binary file as `bytes.splitlines(keepends=True)` cuts them (\\n, \\r\\n and a
+    lone \\r end a line), read chunk by chunk: the file is never whole in memory."""
+    pending = b""
+    while chunk := f.read(chunk_size):
+        lines = (pending + chunk).splitlines(keepends=True)
+        # the last piece may go on in the next chunk: no line end yet, or a CR whose LF is still to come
+        pending = b"" if lines[-1].endswith(b"\n") else lines.pop()
+        yield from lines
+    if pending:
+        yield pending
+
+
+def iter_batches(f: IO[bytes], fmt: str, source_name: str, batch_lines: int,
+                 chunk_size: int = READ_CHUNK) -> Iterator[Batch]:
+    """Line formats are cut into batches of `batch_lines` (CSV keeps its header in each); FHIR and
+    HL7 payloads stay whole (a message or bundle is one unit of acknowledgement). A line payload of
+    at most batch_lines lines is one batch labelled with the source name alone."""
     if fmt not in LINE_FORMATS:
-        return [Batch(data, 1, source_name)]
-    lines = data.splitlines(keepends=True)
-    header: list[bytes] = []
-    start = 0
-    if fmt == "csv" and lines:
-        header, start = lines[:1], 1
-    if len(lines) - start <= batch_lines:
-        return [Batch(data, 1, source_name)]
-    batches = []
-    for i in range(start, len(lines), batch_lines):
-        chunk = lines[i:i + batch_lines]
-        first = i + 1  # 1-based line number in the file
-        batches.append(Batch(b"".join(header + chunk), first - len(header),
-                             f"{source_name}#L{first}-{first + len(chunk) - 1}"))
-    return batches
+        yield Batch(f.read(), 1, source_name)
+        return
+    lines = iter_lines(f, chunk_size)
+    header = [first] if fmt == "csv" and (first := next(lines, None)) is not None else []
+    buf = list(islice(lines, batch_lines + 1))
+    if len(buf) <= batch_lines:
+        yield Batch(b"".join(header + buf), 1, source_name)
+        return
+    done = len(header)  # lines of the file before buf
+    while buf:
+        chunk, rest = buf[:batch_lines], buf[batch_lines:]
+        first_line = done + 1  # 1-based line number in the file
+        yield Batch(b"".join(header + chunk), first_line - len(header),
+                    f"{source_name}#L{first_line}-{first_line + len(chunk) - 1}")
+        done += len(chunk)
+        buf = rest + list(islice(lines, batch_lines - len(rest)))
+
+
+def split_payload(data: bytes, fmt: str, source_name: str, batch_lines: int) -> list[Batch]:
+    """iter_batches over bytes already in memory."""
+    return list(iter_batches(io.BytesIO(data), fmt, source_name, batch_lines))
 
 
 def parse_received(rt: Runtime, data: bytes, fmt: str, received_at: datetime) -> ParseResult:
@@ -71,17 +99,25 @@ class Accepted:
 
 def accept(rt: Runtime, data: bytes, fmt: str, source_name: str) -> list[Accepted]:
     """Store a payload durably (as one or more inbox rows) and return them."""
+    return accept_file(rt, io.BytesIO(data), fmt, source_name)
+
+
+def accept_file(rt: Runtime, f: IO[bytes], fmt: str, source_name: str) -> list[Accepted]:
+    """Store a payload read from a file, batch by batch as it is read (one transaction: all of its
+    inbox rows or none)."""
     if fmt == "auto":
+        data = f.read()  # detection looks at the whole payload
         try:
             fmt = detect_format(data)
         except ValueError:
             # kept as "auto" (the inbox accepts it): processing detects again and quarantines the
             # payload with the detector's reason, e.g. JSON nested too deeply to read
             pass
+        f = io.BytesIO(data)
     out: list[Accepted] = []
     now = utcnow()
     with session(rt.engine) as s:
-        for b in split_payload(data, fmt, source_name, rt.settings.batch_lines):
+        for b in iter_batches(f, fmt, source_name, rt.settings.batch_lines):
             inbox_id, created = repo.store_payload(s, b.data, fmt, b.label, now, line_offset=b.first_line - 1)
             out.append(Accepted(inbox_id, created))
     return out

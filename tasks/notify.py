@@ -20,6 +20,7 @@ import httpx
 
 from storage import repository as repo
 from storage.db import session
+from tasks import url_safety
 from tasks.ingest import utcnow
 from tasks.runtime import Runtime
 
@@ -35,21 +36,27 @@ def verify(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
 
 
 def post_signed(url: str, secret: bytes, delivery_id: int, document: dict[str, Any],
-                client: httpx.Client | None = None) -> str | None:
-    """POST one signed notification; None when the receiver took it (2xx), else why not."""
+                client: httpx.Client | None = None, allow_private: bool = False) -> str | None:
+    """POST one signed notification; None when the receiver took it (2xx), else why not. The target
+    is checked and pinned first (tasks.url_safety): a host that now resolves to a non-public address
+    is refused, unless allow_private. The reason never contains the URL's credentials."""
+    try:
+        target = url_safety.pin(url, allow_private)
+    except url_safety.UnsafeUrl as exc:
+        return f"refused: {exc}"[:500]
     body = json.dumps(document, sort_keys=True, default=str).encode()
     ts = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-IMN-Delivery": str(delivery_id),
-               "X-IMN-Timestamp": ts, "X-IMN-Signature": sign(secret, ts, body)}
+               "X-IMN-Timestamp": ts, "X-IMN-Signature": sign(secret, ts, body), **target.headers}
     try:
         own = client or httpx.Client(timeout=10)
         try:
-            resp = own.post(url, content=body, headers=headers)
+            resp = own.post(target.url, content=body, headers=headers, extensions=target.extensions)
         finally:
             if client is None:
                 own.close()
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"[:500]
+        return url_safety.scrub(f"{type(exc).__name__}: {exc}", url)[:500]
     return None if 200 <= resp.status_code < 300 else f"HTTP {resp.status_code}"
 
 
@@ -65,7 +72,8 @@ def deliver(rt: Runtime, outbox_id: int, client: httpx.Client | None = None) -> 
             return row.state if row is not None else "missing"
         secret = st.webhook_secret.get_secret_value().encode() if st.webhook_secret else b""
         error = post_signed(st.webhook_url, secret, row.id,
-                            {"delivery_id": row.id, "kind": row.kind, "alert": row.payload}, client)
+                            {"delivery_id": row.id, "kind": row.kind, "alert": row.payload}, client,
+                            allow_private=st.webhook_allow_private)
         if error is None:
             repo.mark_delivered(s, row.id, now)
             return "delivered"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IMN_", extra="ignore")
+    # hide_input_in_errors: a bad setting must not print the others (secrets, URLs with passwords)
+    model_config = SettingsConfigDict(env_prefix="IMN_", extra="ignore", hide_input_in_errors=True)
 
     database_url: str = Field("sqlite:///imn-monitor.db", description="SQLAlchemy URL; SQLite file by default")
     broker_url: str | None = Field(None, description="Celery broker (redis://...); unset = run tasks in-process")
@@ -33,6 +35,20 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_max_attempts: int = Field(8, ge=1)
     webhook_backoff_s: float = Field(5.0, gt=0)
+    # off: a webhook may only reach public addresses (not loopback, private, link-local such as the
+    # cloud metadata service 169.254.169.254); on for receivers inside the hospital network, and tests
+    webhook_allow_private: bool = Field(False, description="let webhooks post to private/loopback addresses")
+    # the clinician page's sessions (storage/user_sessions.py)
+    session_idle_timeout_s: int = Field(1800, ge=60, description="a page session ends after this long unused")
+    session_max_age_s: int = Field(43200, ge=60, description="a page session ends this long after log-in")
+    # X-Forwarded-Proto/-For are honoured only from these addresses (comma-separated IPs or networks)
+    trusted_proxies: str = Field("", description="reverse proxies whose X-Forwarded-* headers are believed")
+    # concurrent ingest bodies per api process; one more waits for nothing: 503 + Retry-After
+    ingest_concurrency: int = Field(2, ge=1, description="ingest request bodies received at once per process")
+    ingest_retry_after_s: int = Field(5, ge=1, description="Retry-After of a 503 when ingestion is busy")
+    mllp_read_timeout_s: float = Field(30.0, gt=0, description="a started MLLP frame must end by then")
+    mllp_idle_timeout_s: float = Field(300.0, gt=0, description="MLLP connections idle this long close")
+    mllp_max_frame_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="larger MLLP frames are refused")
     code_map: Path | None = Field(None, description="TOML map of local lab codes and unit spellings")
 
     @field_validator("timezone")
@@ -40,6 +56,28 @@ class Settings(BaseSettings):
     def _known_zone(cls, v: str) -> str:
         ZoneInfo(v)  # raises for an unknown zone: fail at start-up, not at 02:00
         return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, v: str) -> str:
+        for item in filter(None, (p.strip() for p in v.split(","))):
+            ipaddress.ip_network(item, strict=False)  # raises for a typo: fail at start-up
+        return v
+
+    @model_validator(mode="after")
+    def _webhook_target(self) -> "Settings":
+        if self.webhook_url:
+            from tasks.url_safety import UnsafeUrl, check_url
+
+            try:
+                check_url(self.webhook_url, self.webhook_allow_private)
+            except UnsafeUrl as exc:
+                raise ValueError(f"IMN_WEBHOOK_URL: {exc}") from None
+        return self
+
+    @property
+    def proxy_networks(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def zone(self) -> ZoneInfo:

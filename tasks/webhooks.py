@@ -45,7 +45,7 @@ def deliver(rt: Runtime, delivery_id: int, client: httpx.Client | None = None) -
         return "skipped"
     error = post_signed(job.url, job.secret.encode(), job.delivery_id,
                         {"delivery_id": job.delivery_id, "outbox_id": job.outbox_id, "kind": job.kind,
-                         "alert": job.payload}, client)
+                         "alert": job.payload}, client, allow_private=st.webhook_allow_private)
     with session(rt.engine) as s:
         if error is None:
             subs.mark_delivery_done(s, job.delivery_id, utcnow())

@@ -13,7 +13,16 @@ from sqlalchemy.orm import Session
 from feed import queries
 from feed.auth import AUTH_RESPONSES, clinician_key
 from feed.deps import get_runtime, read_session
-from feed.schemas import Id, AcknowledgeBody, AssignBody, CommentBody, ResolveBody, SnoozeBody
+from feed.schemas import (
+    AcknowledgeBody,
+    AssignBody,
+    CommentBody,
+    Id,
+    ResolveBody,
+    SnoozeBody,
+    Storable,
+    in_utc,
+)
 from monitor.findings import SEVERITY_RANK
 from monitor.rules import RULE_IDS
 from storage import repository as repo
@@ -53,14 +62,17 @@ def _since(value: str | None) -> datetime | None:
     except ValueError:
         raise HTTPException(status.HTTP_400_BAD_REQUEST,
                             detail="since must be a date (YYYY-MM-DD) or an ISO-8601 date-time") from None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+    try:
+        return in_utc(dt, "since")
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from None
 
 
 @router.get("/alerts", responses={400: {"description": "invalid cursor or since"}})
 def list_alerts(
     s: Session = Depends(read_session),
     _: ApiKey = Depends(clinician_key),
-    patient: Annotated[str | None, Query(max_length=64, description="patient id")] = None,
+    patient: Annotated[Storable | None, Query(max_length=64, description="patient id")] = None,
     rule: Rule | None = None,
     severity: Severity | None = None,
     status_: Annotated[StatusFilter | None, Query(alias="status",
@@ -124,8 +136,7 @@ def assign(alert_id: Id, body: AssignBody, request: Request, key: ApiKey = Depen
 @router.post("/alerts/{alert_id}/snooze", responses=_ACTION_RESPONSES)
 def snooze(alert_id: Id, body: SnoozeBody, request: Request, key: ApiKey = Depends(clinician_key)) -> dict[str, Any]:
     """Snooze an open alert until a future time; it fires again then if the condition persists."""
-    until = body.until if body.until.tzinfo is not None else body.until.replace(tzinfo=UTC)
-    return _act(request, alert_id, "snooze", until=until, actor=key.name, comment=body.comment)
+    return _act(request, alert_id, "snooze", until=body.until, actor=key.name, comment=body.comment)
 
 
 @router.post("/alerts/{alert_id}/resolve", responses=_ACTION_RESPONSES)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from feed import fhir
 from feed.auth import AUTH_RESPONSES, clinician_key
 from feed.deps import read_session
+from feed.schemas import Storable
 from storage.api_keys import ApiKey
 from storage.models import OPEN_STATUSES, AlertRow
 from storage.serialize import alert_as_dict
@@ -32,7 +33,7 @@ def _patient_param(value: str) -> str:
 @router.get("/Flag", response_class=FhirResponse, responses={200: {"content": {fhir.MEDIA_TYPE: {}}}})
 def search_flags(
     request: Request, s: Session = Depends(read_session), _: ApiKey = Depends(clinician_key),
-    patient: Annotated[str | None, Query(max_length=80, description="patient id or Patient/<id>")] = None,
+    patient: Annotated[Storable | None, Query(max_length=80, description="patient id or Patient/<id>")] = None,
     status: Annotated[str | None, Query(pattern="^(active|inactive)$", description="active|inactive")] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
 ) -> FhirResponse:
@@ -55,7 +56,7 @@ def read_flag(flag_id: Annotated[str, Path(max_length=64)], s: Session = Depends
               _: ApiKey = Depends(clinician_key)) -> FhirResponse:
     """One alert as a Flag."""
     row: Any = None
-    if flag_id.isdigit() and 0 < int(flag_id) < 2**53:
+    if flag_id.isascii() and flag_id.isdigit() and 0 < int(flag_id) < 2**53:  # "²".isdigit() is True
         row = s.execute(select(_alerts).where(_alerts.c.id == int(flag_id))).one_or_none()
     if row is None:
         return FhirResponse(fhir.operation_outcome("not-found", f"Flag/{flag_id} is not known"), status_code=404)

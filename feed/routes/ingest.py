@@ -1,5 +1,7 @@
 """Ingestion over HTTP: the body is stored in the inbox (durable) before the 202; processing follows
-(embedded: in a background thread of this process; with a broker: an `ingest_batch` task each)."""
+(embedded: in a background thread of this process; with a broker: an `ingest_batch` task each).
+Bodies are received through feed.uploads: at most IMN_INGEST_CONCURRENCY at once (else 503 with
+Retry-After), spooled to a temporary file and cut into inbox batches while it is read."""
 
 from __future__ import annotations
 
@@ -12,15 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from feed.auth import AUTH_RESPONSES, ingest_key
 from feed.deps import get_runtime
 from feed.schemas import Id, IngestAccepted
+from feed.uploads import check_media_type, ingest_slot, spool_body
 from storage import views
 from storage.api_keys import ApiKey
 from storage.db import session
 from tasks import jobs
-from tasks.ingest import accept
+from tasks.ingest import accept_file
 
 log = logging.getLogger("imn.feed.ingest")
 router = APIRouter(tags=["ingestion"])
-MAX_BODY_BYTES = 64 * 1024 * 1024
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 FHIR_TYPES = ("application/fhir+json", "application/json")
@@ -31,6 +33,7 @@ _ACCEPTED = {
     400: {"description": "empty body"},
     413: {"description": "body too large"},
     415: {"description": "unsupported media type"},
+    503: {"description": "ingestion busy (too many uploads at once); retry after Retry-After seconds"},
     **AUTH_RESPONSES,
 }
 
@@ -40,30 +43,16 @@ def _body_doc(media_types: tuple[str, ...], example: str) -> dict[str, Any]:
         mt: {"schema": {"type": "string"}, "example": example} for mt in media_types}}}
 
 
-async def _read(request: Request, allowed: tuple[str, ...]) -> bytes:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media not in allowed:
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            detail=f"Content-Type must be one of: {', '.join(allowed)}")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="body too large")
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_BODY_BYTES:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="body too large")
-    if not bytes(data).strip():
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="empty body")
-    return bytes(data)
-
-
 async def _ingest(request: Request, response: Response, background: BackgroundTasks, key: ApiKey,
                   fmt: str, allowed: tuple[str, ...]) -> IngestAccepted:
-    data = await _read(request, allowed)
+    check_media_type(request, allowed)
     rt = get_runtime(request)
     source = f"api:{key.name}"
-    accepted = await run_in_threadpool(accept, rt, data, fmt, source)
+    body = await spool_body(request)
+    try:
+        accepted = await run_in_threadpool(accept_file, rt, body, fmt, source)
+    finally:
+        body.close()
     ids = list(dict.fromkeys(a.inbox_id for a in accepted))
     with session(rt.engine, write=False) as s:
         states = {r["id"]: r["state"] for r in views.inbox_status(s, ids)}
@@ -92,7 +81,7 @@ def _process_inline(rt: Any, inbox_ids: list[int]) -> None:
              openapi_extra=_body_doc(NDJSON_TYPES, '{"type":"lab","patient_id":"P1","analyte":"anti_pla2r",'
                                                    '"value":168,"unit":"RU/mL","effective_at":"2025-01-10"}\n'))
 async def ingest_ndjson(request: Request, response: Response, background: BackgroundTasks,
-                        key: ApiKey = Depends(ingest_key)) -> IngestAccepted:
+                        key: ApiKey = Depends(ingest_key), _: None = Depends(ingest_slot)) -> IngestAccepted:
     """NDJSON events (one JSON object per line, design.md); large bodies are cut into batches."""
     return await _ingest(request, response, background, key, "ndjson", NDJSON_TYPES)
 
@@ -100,7 +89,7 @@ async def ingest_ndjson(request: Request, response: Response, background: Backgr
 @router.post("/ingest/fhir", status_code=202, responses=_ACCEPTED,
              openapi_extra=_body_doc(FHIR_TYPES, '{"resourceType":"Bundle","type":"collection","entry":[]}'))
 async def ingest_fhir(request: Request, response: Response, background: BackgroundTasks,
-                      key: ApiKey = Depends(ingest_key)) -> IngestAccepted:
+                      key: ApiKey = Depends(ingest_key), _: None = Depends(ingest_slot)) -> IngestAccepted:
     """A FHIR R4 Bundle or a single resource (Observation, MedicationAdministration/Statement, Patient)."""
     return await _ingest(request, response, background, key, "fhir", FHIR_TYPES)
 
@@ -108,7 +97,7 @@ async def ingest_fhir(request: Request, response: Response, background: Backgrou
 @router.post("/ingest/hl7v2", status_code=202, responses=_ACCEPTED,
              openapi_extra=_body_doc(HL7_TYPES, "MSH|^~\\&|LIS|HOSP|IMN|NEPH|20250301093000||ORU^R01|1|P|2.5.1\r"))
 async def ingest_hl7v2(request: Request, response: Response, background: BackgroundTasks,
-                       key: ApiKey = Depends(ingest_key)) -> IngestAccepted:
+                       key: ApiKey = Depends(ingest_key), _: None = Depends(ingest_slot)) -> IngestAccepted:
     """One HL7 v2 ORU^R01 message (ER7 encoding)."""
     return await _ingest(request, response, background, key, "hl7v2", HL7_TYPES)
 

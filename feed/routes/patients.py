@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session
 
 from feed.auth import AUTH_RESPONSES, clinician_key
 from feed.deps import get_runtime, read_session
+from feed.schemas import Storable, check_as_of
 from monitor import assess
 from storage import repository as repo
 from storage import views
 from storage.api_keys import ApiKey
 
 router = APIRouter(tags=["patients"], responses={**AUTH_RESPONSES, 404: {"description": "no such patient"}})
-PatientId = Annotated[str, Path(min_length=1, max_length=64)]
+PatientId = Annotated[Storable, Path(min_length=1, max_length=64)]
 
 
 def _stored(s: Session, patient_id: str) -> dict[str, Any]:
@@ -35,8 +36,7 @@ def patient_summary(
 ) -> dict[str, Any]:
     """Remission state, risk category, active therapies, latest values (canonical units) and open
     alerts, from an assessment of the stored timeline."""
-    if as_of is not None and not (date(1900, 1, 1) <= as_of <= date(2200, 12, 31)):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="as_of must be between 1900 and 2200")
+    check_as_of(as_of)
     stored = _stored(s, patient_id)
     timeline = repo.load_timeline(s, patient_id)
     day = as_of or (date.fromisoformat(stored["last_as_of"]) if stored.get("last_as_of") else None) \

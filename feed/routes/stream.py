@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from feed import queries
 from feed.auth import AUTH_RESPONSES, clinician_key
+from feed.schemas import Storable
 from storage.api_keys import ApiKey
 from storage.db import session
 
@@ -63,7 +64,7 @@ async def stream_alerts(
                                                 description="resume after this event")] = None,
     after: Annotated[int | None, Query(ge=0, le=2**53 - 1,
                                        description="start after this event id (0: from the beginning)")] = None,
-    patient: Annotated[str | None, Query(max_length=64, description="only this patient's alerts")] = None,
+    patient: Annotated[Storable | None, Query(max_length=64, description="only this patient's alerts")] = None,
 ) -> EventSourceResponse:
     """Alert changes as Server-Sent Events, resumable with Last-Event-ID."""
     start = last_event_id if last_event_id is not None else after

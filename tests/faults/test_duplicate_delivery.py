@@ -73,6 +73,7 @@ def test_three_concurrent_api_posts_of_one_body_store_everything_once(pg_runtime
     # the API assesses as of "today": pin it, so the alerts do not depend on the day the test runs
     monkeypatch.setattr(Settings, "today", lambda self: date.fromisoformat(AS_OF))
     rt.settings.batch_lines = 150
+    rt.settings.ingest_concurrency = 3  # all three are received at once (the default admits 2, then 503)
     patients = 60
     events = cohort(patients, history=6, prefix="API")
     n = len(events)

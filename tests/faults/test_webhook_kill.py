@@ -106,6 +106,7 @@ def test_worker_killed_while_delivering_every_notification_delivered_once(fstack
 def _run(fstack: FaultStack, rcv: KillingReceiver) -> None:
     fstack.extra.update(IMN_WEBHOOK_URL=rcv.url("/outbox"), IMN_WEBHOOK_SECRET=OUTBOX_SECRET,
                         IMN_WEBHOOK_BACKOFF_S="0.5")
+    fstack.extra.update(IMN_WEBHOOK_ALLOW_PRIVATE="1")  # the receiver is on loopback
     with session(fstack.engine()) as s:
         sub, _ = subs.create_subscription(s, "faults", rcv.url("/sub"), None, datetime.now(UTC), SUB_SECRET)
     # as_of is today (no --as-of), as in production, so a re-drive by the sweeper assesses the same day

@@ -179,7 +179,12 @@ def run_mllp(chunks: Sequence[bytes]) -> list[str]:
     (accept stores nothing, no task is queued): returns the ACKs it wrote, in order."""
     from cli import mllp
 
-    rt = SimpleNamespace(settings=SimpleNamespace(embedded=False, zone=timezone.utc), code_map=CODE_MAP)
+    from tasks.settings import Settings
+
+    # broker mode (nothing is processed here), times without offset in UTC, the listener's limits at
+    # their defaults
+    rt = SimpleNamespace(settings=Settings(broker_url="memory://", timezone="UTC", _env_file=None),
+                         code_map=CODE_MAP)
     writer = _Writer()
     with mock.patch("tasks.ingest.accept", return_value=[]):
         asyncio.run(mllp._connection(rt, _Reader(chunks), writer))  # type: ignore[arg-type]

@@ -64,13 +64,13 @@ class Keys:
 
 @pytest.fixture
 def web_rt(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """The embedded runtime on a fresh SQLite file, migrated."""
+    """The embedded runtime on a fresh SQLite file, migrated; webhooks may reach loopback receivers."""
     from storage.db import upgrade
     from tasks import runtime
     from tasks.settings import Settings
 
     rt = runtime.init(Settings(database_url=f"sqlite:///{tmp_path / 'imn.db'}", broker_url=None,
-                               webhook_url=None, _env_file=None))
+                               webhook_url=None, webhook_allow_private=True, _env_file=None))
     upgrade(rt.engine)
     yield rt
     runtime.reset()

@@ -53,6 +53,7 @@ def test_receiver_down_then_up_gets_every_notification_exactly_once(pg_runtime) 
     server = Receiver()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
+        rt.settings.webhook_allow_private = True  # the receiver is on loopback
         rt.settings.webhook_url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         rt.settings.webhook_secret = SecretStr(SECRET.decode())
         rt.settings.webhook_backoff_s = 0.05

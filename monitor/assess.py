@@ -16,6 +16,7 @@ from monitor.egfr import egfr_series
 from monitor.events import LabResult
 from monitor.findings import SEVERITY_RANK, Finding
 from monitor.proteinuria import estimate, molar_ratio
+from monitor.outcomes import CourseOutcome, course_outcomes
 from monitor.remission import RemissionHistory, remission_history
 from monitor.risk import RiskAssessment, risk_category
 from monitor.rules import RULES
@@ -36,6 +37,9 @@ class Assessment:
     latest: dict[str, LabResult]
     findings: tuple[Finding, ...]
     immunological: ImmunologicalState | None = None  # the latest anti-PLA2R's state, with its date
+    # every treatment course (and the supportive-care phase) with its outcome so far: stored with the
+    # summary, read by the clinic outcome report (monitor.outcomes, monitor.outcome_report)
+    course_outcomes: tuple[CourseOutcome, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary: values in canonical units at full precision, each with `display`, the
@@ -63,6 +67,7 @@ class Assessment:
                 {"fingerprint": f.fingerprint, "rule": f.rule, "severity": f.severity, "message": f.message}
                 for f in self.findings
             ],
+            "courses": [c.as_dict() for c in self.course_outcomes],
         }
 
 
@@ -117,4 +122,5 @@ def assess(timeline: Timeline, as_of: date) -> Assessment:
         latest=latest,
         findings=tuple(findings),
         immunological=immunological_state(known.series("anti_pla2r")),
+        course_outcomes=course_outcomes(known, as_of, proteinuria, remission),
     )

@@ -239,8 +239,9 @@ def patient(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="assess as of this date (default today)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Timeline summary, remission state, risk category and open alerts of one patient."""
+    """Timeline summary, remission state, risk category, anti-PLA2R kinetics and open alerts of one patient."""
     from monitor import assess
+    from monitor.kinetics import titer_kinetics
     from storage import repository as repo
     from storage import views
     from storage.db import session
@@ -254,7 +255,32 @@ def patient(
         timeline = repo.load_timeline(s, patient_id)
     last = stored.get("last_as_of")  # the date the patient was last assessed for (ISO text or date)
     day = day or (date.fromisoformat(last) if isinstance(last, str) else last) or rt.settings.today()
-    output.print_patient(stored, assess(timeline, day), timeline, as_json)
+    output.print_patient(stored, assess(timeline, day), timeline, as_json, titer_kinetics(timeline, day))
+
+
+@app.command()
+def report(
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="YYYY-MM-DD (default: the latest nightly assessment)")] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", help="also write a self-contained HTML report here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Clinic outcome report: per regimen, remission at 6/12/24 months (Kaplan-Meier), relapse, time to
+    immunological remission and alerts per patient-year, beside the published trial figures."""
+    from tasks.report import clinic_report
+
+    day = _parse_day(as_of, "--as-of")
+    if html is not None and not html.parent.is_dir():
+        raise UserError(f"no such directory for --html: {html.parent}")
+    rt = _runtime()
+    result = clinic_report(rt, day)
+    if html is not None:
+        from feed.report_plot import render_remission_curves
+        from feed.report_view import render_standalone_html
+
+        html.write_text(render_standalone_html(result, render_remission_curves(result)), encoding="utf-8")
+    output.print_report(result, as_json)
+    if html is not None and not as_json:
+        typer.echo(f"HTML report written to {html}")
 
 
 @app.command()

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from monitor.assess import Assessment
 from monitor.display import evidence_number, evidence_unit, immunological_text, latest_text, value_text
+from monitor.kinetics import TiterKinetics
 from monitor.timeline import Timeline
 
 console = Console(highlight=False)
@@ -110,8 +111,11 @@ def print_alert_detail(row: dict[str, Any], as_json: bool) -> None:
                       f"{a.get('from_status') or ''}->{a.get('to_status') or ''} {a.get('comment') or ''}")
 
 
-def print_patient(stored: dict[str, Any], assessment: Assessment, timeline: Timeline, as_json: bool) -> None:
+def print_patient(stored: dict[str, Any], assessment: Assessment, timeline: Timeline, as_json: bool,
+                  kinetics: TiterKinetics | None = None) -> None:
     summary = assessment.summary()
+    if kinetics is not None:
+        summary["anti_pla2r_kinetics"] = kinetics.as_dict()
     out = {**summary, "open_alerts": stored.get("open_alerts", []), "events": stored.get("events", {}),
            "timeline": [
                {"analyte": r.analyte, "value": r.value, "unit": r.unit, "effective_at": r.effective_at.isoformat()}
@@ -141,12 +145,50 @@ def print_patient(stored: dict[str, Any], assessment: Assessment, timeline: Time
     for k, v in summary["latest"].items():
         t.add_row(k, latest_text(k, v), v["effective_at"][:10])
     console.print(t)
+    if kinetics is not None:
+        console.print(f"[bold]anti-PLA2R kinetics[/]: {kinetics.message}", highlight=False)
+    for c in summary.get("courses", []):
+        outcome = (f"{c['remission_kind']} remission {c['remission']}" if c.get("remission")
+                   else c.get("excluded") or f"no remission by {c['follow_up_end']}")
+        console.print(f"  course: {c['regimen']} from {c['start']}: {outcome}", highlight=False)
     if stored.get("open_alerts"):
         console.print("[bold]open alerts[/]")
         for a in stored["open_alerts"]:
             console.print(f"  #{a['id']} [{SEVERITY_STYLE.get(a['severity'], '')}]{a['severity']}[/] {a['rule']}: {a['message']}")
     else:
         console.print("no open alerts")
+
+
+def print_report(report: Any, as_json: bool) -> None:
+    """The outcome report: one table of the clinic's figures, then the published ones per regimen."""
+    from feed.report_view import context
+
+    if as_json:
+        _json(report.as_dict())
+        return
+    ctx = context(report)
+    console.print(f"[bold]clinic outcome report[/] as of {report.as_of}: {report.patients} patients, "
+                  f"{report.courses} immunosuppressive courses")
+    console.print(f"[bold]Not a randomised trial.[/] {ctx['caveat']}", highlight=False)
+    for r in ctx["rows"]:  # one block per regimen: readable at 80 columns, unlike a 10-column table
+        console.print()
+        console.print(f"[bold]{r['label']}[/]: {r['courses']}; evaluable {r['evaluable']}", highlight=False)
+        lines = [
+            ("remission (PR or CR), Kaplan-Meier", " · ".join(f"{m} mo {e}" for m, e in zip((6, 12, 24), r["remission"]))),
+            ("complete remission at 12 months", r["complete_remission"]),
+            ("relapse after remission", r["relapse"]),
+            ("immunological remission", r["immunological"]),
+            ("alerts per patient-year", r["alerts"]),
+            ("published", "; ".join(r["published"]) or "no published figure in our sources"),
+        ]
+        for label, text in lines:
+            console.print(f"  {label}: {text}", markup=False, highlight=False)
+    console.print()
+    if ctx["not_used"]:
+        console.print(f"not used in this clinic: {', '.join(ctx['not_used'])}")
+    g = ctx["gathered"]
+    console.print(f"outcomes read from the nightly assessments for {g.get('stored', 0)} patients, recomputed for "
+                  f"{g.get('recomputed', 0)}; definitions and sources: --json, --html, docs/outcome-report.md")
 
 
 def print_quarantine(rows: list[dict[str, Any]], as_json: bool) -> None:

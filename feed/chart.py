@@ -11,6 +11,9 @@ state shared between threads). Panels, top to bottom:
   KDIGO reference lines 14/20 RU/mL and 3.5 g/d;
 - serum albumin (g/L) and CsA/tacrolimus troughs (ng/mL), when any were measured.
 
+The anti-PLA2R decline of the current course (monitor.kinetics) is drawn over the titers by
+draw_kinetics: fitted line, 95 % band, projection to 14 and 2 RU/mL with its interval.
+
 Alerts are vertical markers at their raise time labelled with the rule id (critical red, warning
 orange, info grey; resolved ones dotted).
 
@@ -38,6 +41,7 @@ from matplotlib.patches import Patch
 
 from monitor.display import value_text
 from monitor.events import LabResult, MedicationEvent
+from monitor.kinetics import TiterKinetics, titer_kinetics
 from monitor.remission import NEPHROTIC_G_PER_DAY
 from monitor.rules.albumin_low_thrombosis import ALBUMIN_WARNING_BELOW_G_L
 from monitor.therapy import anti_cd20_courses
@@ -60,6 +64,7 @@ THERAPY_ROWS: tuple[tuple[str, frozenset[str], str], ...] = (
 )
 SEVERITY_COLOURS = {"critical": "#c0392b", "warning": "#e67e22", "info": "#7f8c8d"}
 C_PLA2R, C_PROT, C_ALB, C_CSA, C_TAC = "#1f5fa8", "#b8860b", "#2e7d32", "#8e44ad", "#d35400"
+C_FIT = "#0b7a75"  # the fitted anti-PLA2R decline and its projection
 MIN_BAND_DAYS = 4  # a single infusion still shows as a visible band
 
 
@@ -119,6 +124,52 @@ def _xy(series: Iterable[LabResult]) -> tuple[list[datetime], list[float]]:
     return xs, ys
 
 
+def kinetics_extent(kinetics: TiterKinetics) -> list[datetime]:
+    """The dates the kinetics overlay reaches beyond the data: projected crossings and their intervals."""
+    out = []
+    for c in kinetics.crossings:
+        if c.state == "projected":
+            out += [_naive(d) for d in (c.on, c.latest) if d is not None]
+    return out
+
+
+def draw_kinetics(ax: Any, kinetics: TiterKinetics, as_of: date) -> None:
+    """The anti-PLA2R decline fitted by monitor.kinetics on the titer axis: the fitted line with its
+    95 % band (dashed beyond the last value: a projection), an outlier left out of the fit crossed
+    out, and each projected crossing of 14 and 2 RU/mL as a marker with its 95 % interval."""
+    fit = kinetics.fit
+    if fit is None or fit.slope >= 0:
+        return
+    last = max(p.day for p in kinetics.points if p.role == "fitted")
+    ends = [c.latest or c.on for c in kinetics.crossings if c.state == "projected" and c.on]
+    horizon = max([last, as_of, *[d for d in ends if d is not None]])
+    days = [fit.origin + timedelta(days=i) for i in range(0, (horizon - fit.origin).days + 1, 2)]
+    if not days:
+        return
+    xs = [_naive(d) for d in days]
+    band = [fit.band_on(d) for d in days]
+    ax.fill_between(xs, [b[0] for b in band], [b[1] for b in band], color=C_FIT, alpha=0.10, lw=0)
+    observed = [i for i, d in enumerate(days) if d <= last]
+    half = kinetics.half_life_days or 0.0
+    ax.plot([xs[i] for i in observed], [fit.value_on(days[i]) for i in observed], "-", color=C_FIT, lw=1.4,
+            label=f"anti-PLA2R fit (half-life {half:.0f} d)")
+    ahead = [i for i, d in enumerate(days) if d >= last]
+    ax.plot([xs[i] for i in ahead], [fit.value_on(days[i]) for i in ahead], "--", color=C_FIT, lw=1.4)
+    if kinetics.outlier is not None:
+        ax.plot([_naive(kinetics.outlier.day)], [max(kinetics.outlier.value, 1.0)], "x", color="#c0392b", ms=9,
+                mew=2, label="outlier (not fitted)")
+    for c in kinetics.crossings:
+        if c.state != "projected" or c.on is None:
+            continue
+        when = _naive(c.on)
+        lo = _naive(c.earliest) if c.earliest else when
+        hi = _naive(c.latest) if c.latest else _naive(horizon)
+        ax.errorbar([when], [c.target], xerr=[[when - lo], [hi - when]], fmt="v", color=C_FIT, ms=7,
+                    capsize=4, lw=1.2)
+        ax.annotate(f"< {c.target:g}: ~{c.on.isoformat()}" + ("" if c.latest else " (upper bound open)"),
+                    (when, c.target), xytext=(4, 6), textcoords="offset points", fontsize=7, color=C_FIT)
+
+
 def render_chart(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
                  width_px: int = 1100, dpi: int = 100) -> bytes:
     """The patient's chart as PNG bytes (see the module docstring)."""
@@ -139,12 +190,13 @@ def chart_figure(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
     csa = _xy(tl.series("csa_trough"))
     tac = _xy(tl.series("tac_trough"))
     marks = [(w, a) for a in alerts if (w := alert_time(a, as_of)) is not None]
+    kinetics = titer_kinetics(tl, as_of)
 
     # the time window: everything shown, up to as_of
     points = [x for s in (pla2r, prot, alb, csa, tac) for x in s[0]]
     points += [_naive(d) for rows in spans.values() for (a, b, _) in rows for d in (a, b)]
     points += [w for w, _ in marks]
-    end = _naive(as_of + timedelta(days=1))
+    end = max([_naive(as_of + timedelta(days=1)), *kinetics_extent(kinetics)])  # projections lie ahead
     start = min(points) if points else end - timedelta(days=365)
     start = min(start, end - timedelta(days=60))
     pad = (end - start) * 0.03
@@ -205,6 +257,7 @@ def chart_figure(timeline: Timeline, alerts: list[dict[str, Any]], as_of: date,
         else:
             ax1.plot(pla2r[0], pla2r[1], "o-", color=C_PLA2R, lw=2, ms=5, label="anti-PLA2R")
             ax1.set_ylim(0, max(hi, PLA2R_THRESHOLDS[1]) * 1.2)
+        draw_kinetics(ax1, kinetics, as_of)
         # 14 below its line and 20 above its line: close together on a log axis, they no longer overlap
         for thr, style, side in zip(PLA2R_THRESHOLDS, (":", "--"), ("top", "bottom")):
             ax1.axhline(thr, color=C_PLA2R, ls=style, lw=0.9, alpha=0.55)

@@ -2,7 +2,8 @@
 assets.
 
     GET  /                          open alerts, critical first, with message and evidence
-    GET  /ui/patients/{id}          summary, chart, the patient's alerts
+    GET  /ui/patients/{id}          summary, anti-PLA2R kinetics, treatment courses, chart, alerts
+    GET  /ui/report                 the clinic outcome report (feed/report.py)
     GET  /ui/login, POST /ui/login  the API key once -> a server-side session; POST /ui/logout
     POST /ui/alerts/{id}/acknowledge, /ui/alerts/{id}/resolve   forms; redirect back (303)
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -36,6 +37,7 @@ from fastapi.templating import Jinja2Templates
 from feed.auth import ADMIN, CLINICIAN, bearer
 from feed.schemas import Id, Storable
 from monitor.display import evidence_number, evidence_unit, immunological_text, latest_text, value_text
+from monitor.kinetics import titer_kinetics
 from storage import api_keys, user_sessions, views
 from storage import repository as repo
 from storage.db import session
@@ -189,14 +191,19 @@ def patient_page(patient_id: Storable, request: Request,
     with session(_engine(request), write=False) as s:
         patient = views.patient_view(s, patient_id)
         alerts = views.list_alerts(s, patient_id=patient_id) if patient is not None else []
-    if patient is None:
+        timeline = repo.load_timeline(s, patient_id) if patient is not None else None
+    if patient is None or timeline is None:
         return _page(request, "not_found.html", {"sess": sess, "what": f"patient {patient_id}"}, 404)
+    # the kinetics as of the patient's last assessment (what the page's alerts and chart reflect)
+    last = patient.get("last_as_of")
+    day = date.fromisoformat(last) if isinstance(last, str) else (last or request.app.state.runtime.settings.today())
+    kinetics = titer_kinetics(timeline, day)
     here = f"/ui/patients/{quote(patient_id, safe='')}"
     open_alerts = [a for a in alerts if a["status"] != "resolved"]
     closed = [a for a in alerts if a["status"] == "resolved"]
     return _page(request, "patient.html", {
         "sess": sess, "patient": patient, "summary": patient.get("summary") or {}, "open_alerts": open_alerts,
-        "closed_alerts": closed, "flash": _flash(request), "here": here,
+        "closed_alerts": closed, "flash": _flash(request), "here": here, "kinetics": kinetics,
         # the chart as of the patient's last assessment: what the alerts on this page reflect
         "chart_url": f"/patients/{quote(patient_id, safe='')}/chart.png"
                      + (f"?as_of={patient['last_as_of']}" if patient.get("last_as_of") else ""),

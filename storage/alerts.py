@@ -170,7 +170,8 @@ def _fire(tx: _Tx, f: Finding, as_of: date) -> None:
               **_finding_values(f, as_of)}
     new_id = tx.s.execute(insert(_alerts).values(**values).returning(_alerts.c.id)).scalar_one()
     alert = {c.name: None for c in _alerts.columns} | values | {"id": new_id}
-    tx.audit(alert, "fired", None)
+    # the clinical date it fired for (raised_at is wall-clock time): the outcome report dates alerts by it
+    tx.audit(alert, "fired", None, details={"as_of": as_of.isoformat()})
     tx.notify(alert, "fired")
 
 

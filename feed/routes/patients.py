@@ -12,6 +12,7 @@ from feed.auth import AUTH_RESPONSES, clinician_key
 from feed.deps import get_runtime, read_session
 from feed.schemas import Storable, check_as_of
 from monitor import assess
+from monitor.kinetics import titer_kinetics
 from storage import repository as repo
 from storage import views
 from storage.api_keys import ApiKey
@@ -34,15 +35,16 @@ def patient_summary(
     as_of: Annotated[date | None, Query(description="assess as of this date (default: the patient's last "
                                                     "assessment date, else today)")] = None,
 ) -> dict[str, Any]:
-    """Remission state, risk category, active therapies, latest values (canonical units) and open
-    alerts, from an assessment of the stored timeline."""
+    """Remission state, risk category, active therapies, latest values (canonical units), treatment
+    courses with their outcomes, the anti-PLA2R kinetics of the current course (half-life, projected
+    dates below 14 and 2 RU/mL) and open alerts, from an assessment of the stored timeline."""
     check_as_of(as_of)
     stored = _stored(s, patient_id)
     timeline = repo.load_timeline(s, patient_id)
     day = as_of or (date.fromisoformat(stored["last_as_of"]) if stored.get("last_as_of") else None) \
         or get_runtime(request).settings.today()
     summary = assess(timeline, day).summary()
-    return {**summary, "open_alerts": stored["open_alerts"], "events": stored["events"],
+    return {**summary, "anti_pla2r_kinetics": titer_kinetics(timeline, day).as_dict(), "open_alerts": stored["open_alerts"], "events": stored["events"],
             "pending_reassessment": stored["pending_reassessment"],
             "last_assessed_at": stored.get("last_assessed_at"), "last_as_of": stored.get("last_as_of"),
             "stored_remission_state": stored.get("remission_state"),

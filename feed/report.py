@@ -43,7 +43,8 @@ def report_json(request: Request, _: ApiKey = Depends(clinician_key), as_of: AsO
 
 
 @router.get("/report/remission.png", response_class=Response,
-            responses={200: {"content": {"image/png": {}}, "description": "PNG plot"}})
+            responses={200: {"content": {"image/png": {}}, "description": "PNG plot"},
+                       400: {"description": "as_of out of range"}})
 def report_png(request: Request, _: str = Depends(clinician_or_ui_session), as_of: AsOf = None) -> Response:
     """The remission curves per regimen with the published figures (PNG)."""
     png = render_remission_curves(_report(request, as_of))

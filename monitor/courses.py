@@ -88,6 +88,10 @@ REGIMENS: dict[str, Regimen] = {r.key: r for r in (
 )}
 
 
+_REGIMEN_ORDER = {k: i for i, k in enumerate(REGIMENS)}
+_COURSE_DRUGS = frozenset().union(*(r.drugs for r in REGIMENS.values()))
+
+
 @dataclass(frozen=True)
 class TreatmentCourse:
     regimen: str
@@ -158,19 +162,29 @@ def _alkylating(timeline: Timeline, as_of: date) -> list[TreatmentCourse]:
 def treatment_courses(timeline: Timeline, as_of: date) -> tuple[TreatmentCourse, ...]:
     """Every immunosuppressive course started on or before as_of, ordered by start (then regimen
     order). Supportive care is not among them (see supportive_phase)."""
+    given = {m.drug for m in timeline.medications}
+    if given.isdisjoint(_COURSE_DRUGS):
+        return ()  # most patients, every night (assess() stores course outcomes): no scan per regimen
     courses: list[TreatmentCourse] = []
-    courses += _anti_cd20(timeline, as_of)
+    if not given.isdisjoint(ANTI_CD20):
+        courses += _anti_cd20(timeline, as_of)
     for key in ("cyclosporine", "tacrolimus", "mycophenolate", "acth", "belimumab"):
-        records = [m for m in timeline.drugs(key) if m.start <= as_of]
-        courses += _group(key, records, as_of)
-    courses += [c for c in _alkylating(timeline, as_of) if c.start <= as_of]
+        if key in given:
+            courses += _group(key, [m for m in timeline.drugs(key) if m.start <= as_of], as_of)
+    if not given.isdisjoint(ALKYLATING):
+        courses += [c for c in _alkylating(timeline, as_of) if c.start <= as_of]
+    if "glucocorticoid" not in given:
+        return _ordered(courses)
     adjunct_windows = [(c.start - timedelta(days=STEROID_LEAD_IN_DAYS),
                         c.last_exposure + timedelta(days=ADJUNCT_AFTER_DAYS)) for c in courses]
     alone = [g for g in timeline.drugs("glucocorticoid") if g.start <= as_of
              and not any(lo <= g.start <= hi for lo, hi in adjunct_windows)]
     courses += _group("glucocorticoid", alone, as_of)
-    order = {k: i for i, k in enumerate(REGIMENS)}
-    return tuple(sorted(courses, key=lambda c: (c.start, order[c.regimen])))
+    return _ordered(courses)
+
+
+def _ordered(courses: list[TreatmentCourse]) -> tuple[TreatmentCourse, ...]:
+    return tuple(sorted(courses, key=lambda c: (c.start, _REGIMEN_ORDER[c.regimen])))
 
 
 def current_course(timeline: Timeline, as_of: date) -> TreatmentCourse | None:

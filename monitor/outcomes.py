@@ -32,6 +32,7 @@ Definitions (docs/outcome-report.md says the same in prose):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -39,7 +40,7 @@ from typing import Any
 from monitor.courses import SUPPORTIVE, supportive_phase, treatment_courses
 from monitor.events import LabResult
 from monitor.remission import NEPHROTIC_G_PER_DAY, RemissionHistory
-from monitor.timeline import Timeline
+from monitor.timeline import SeriesArrays, Timeline
 from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
 
 BASELINE_LOOKBACK_DAYS = 90  # as rtx_non_response's baseline window, widened to a quarter's visit
@@ -105,19 +106,13 @@ def _day(v: str | None) -> date | None:
     return date.fromisoformat(v) if v else None
 
 
-def _baseline(series: tuple[LabResult, ...], start: date) -> LabResult | None:
+def _baseline(series: tuple[LabResult, ...], arrays: SeriesArrays, start: date) -> LabResult | None:
     """The latest value in the 90 days up to `start`, else the first in the 14 days after it."""
-    lo, hi = start - timedelta(days=BASELINE_LOOKBACK_DAYS), start + timedelta(days=BASELINE_GRACE_DAYS)
-    found = None
-    for r in series:
-        d = r.effective_date
-        if lo <= d <= start:
-            found = r
-        elif start < d <= hi and found is None:
-            return r
-        elif d > hi:
-            break
-    return found
+    day = start.toordinal()
+    i = arrays.last_in(day - BASELINE_LOOKBACK_DAYS, day)
+    if i < 0:
+        i = arrays.first_in(day + 1, day + BASELINE_GRACE_DAYS)
+    return series[i] if i >= 0 else None
 
 
 def _below_negative(r: LabResult) -> bool:
@@ -152,6 +147,7 @@ def course_outcomes(timeline: Timeline, as_of: date, proteinuria: tuple[LabResul
     last_proteinuria = proteinuria[-1].effective_date if proteinuria else None
     last_titer = titers[-1].effective_date if titers else None
     starts = sorted({c.start for c in courses})
+    p_arrays, t_arrays = timeline.arrays(proteinuria), timeline.arrays(titers)
 
     def next_start(after: date) -> date | None:
         return next((s for s in starts if s > after), None)
@@ -168,7 +164,7 @@ def course_outcomes(timeline: Timeline, as_of: date, proteinuria: tuple[LabResul
         exposure_end = min(nxt or as_of, as_of)
         follow_up_end = min(d for d in (nxt, last_proteinuria, as_of) if d is not None)
         follow_up_end = max(follow_up_end, start)
-        base = _baseline(proteinuria, start)
+        base = _baseline(proteinuria, p_arrays, start)
         excluded = None
         if base is None:
             excluded = "no baseline proteinuria"
@@ -188,11 +184,12 @@ def course_outcomes(timeline: Timeline, as_of: date, proteinuria: tuple[LabResul
                 relapse = next((rel.first.effective_date for rel in history.relapses
                                 if rel.confirmed_at is not None and rel.first.effective_date > remission
                                 and rel.first.effective_date <= relapse_end), None)
-        titer = _baseline(titers, start)
+        titer = _baseline(titers, t_arrays, start)
         titer_end = imm = None
         if titer is not None and not _below_negative(titer):
             titer_end = max(min(d for d in (nxt, last_titer, as_of) if d is not None), start)
-            imm = next((r.effective_date for r in titers
+            first = bisect_right(t_arrays.days, start.toordinal()) if t_arrays.ascending else 0
+            imm = next((r.effective_date for r in titers[first:]
                         if start < r.effective_date <= titer_end and _below_negative(r)), None)
         out.append(CourseOutcome(
             regimen, start, course_line, agents, exposure_end, base.value if base else None, excluded,

@@ -31,8 +31,8 @@ import resource
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -153,12 +153,12 @@ def main() -> None:
     database = c.bench_database() if args.backend == "postgresql" else sqlite_database()
     with database as db_url:
         if args.backend == "postgresql":
-            events, labs, load_s = load_cohort(db_url, base, DEFAULT_SEED, args.load_procs)
+            events, _, load_s = load_cohort(db_url, base, DEFAULT_SEED, args.load_procs)
         else:  # one writer (SQLite serialises them anyway); nightly.load_cohort's VACUUM ANALYZE is PostgreSQL's
             from bench.nightly import LOAD_PATIENTS_PER_TX, _load_range
 
             t0 = time.perf_counter()
-            events, labs = _load_range((db_url, DEFAULT_SEED, 0, base, LOAD_PATIENTS_PER_TX))
+            events, _ = _load_range((db_url, DEFAULT_SEED, 0, base, LOAD_PATIENTS_PER_TX))
             load_s = time.perf_counter() - t0
         print(f"load: {base:,} patients, {events:,} events in {load_s:.0f} s", flush=True)
         meta["load"] = {"events": events, "s": load_s}

@@ -70,9 +70,7 @@ TARGETS: tuple[tuple[str, float], ...] = (
 REGIMEN_NAMES = {k: r.label.split(" (")[0] for k, r in REGIMENS.items()}
 
 State = Literal["no_titers", "negative", "too_few_values", "falling", "not_falling", "rising"]
-CrossingREGIMEN_NAMES = {k: r.label.split(" (")[0] for k, r in REGIMENS.items()}
-
-State = Literal["reached", "projected", "beyond_horizon", "not_projected"]
+CrossingState = Literal["reached", "projected", "beyond_horizon", "not_projected"]
 
 
 @dataclass(frozen=True)
@@ -216,7 +214,7 @@ def titer_kinetics(timeline: Timeline, as_of: date) -> TiterKinetics:
     course = current_course(known, as_of)
     since = course.start if course else (titers[0].effective_date if titers else None)
     window = _window(titers, since) if since is not None else []
-    if not window:
+    if since is None or not window:
         return _told(TiterKinetics(as_of, "no_titers", course, since))
     if all(_below(r, ANTI_PLA2R_NEGATIVE_BELOW_RU_ML) for r in window):
         points = tuple(TiterPoint(r, "censored" if not _measured(r) else "before_peak") for r in window)

@@ -57,24 +57,33 @@ CAVEAT = ("This is the clinic's own observational cohort, not a randomised trial
           "benchmark. Small numbers give wide intervals.")
 
 DEFINITIONS: tuple[tuple[str, str], ...] = (
-    ("course", "one line of treatment with one regimen (see each regimen's definition); supportive care "
-               "only = the time from the first proteinuria result to the first immunosuppressive course"),
-    ("time zero", "the course's first day of exposure (supportive care: the first proteinuria result)"),
-    ("evaluable", "nephrotic-range proteinuria (>= 3.5 g/d) at baseline (latest value in the 90 days up to "
-                  "time zero, else the first in the 14 days after) and not in remission at time zero"),
-    ("remission", "the first partial or complete remission confirmed after time zero by the monitor's KDIGO "
-                  "2021 logic (PR < 3.5 g/d and >= 50% below the peak, CR < 0.3 g/d, each confirmed >= 7 "
-                  "days apart, stable eGFR); dated at its confirmation"),
-    ("censoring", "follow-up ends at the next immunosuppressive course (switch or add-on), the last "
-                  "proteinuria result, or the report date, whichever comes first"),
-    ("several regimens", "each course counts for its own regimen; courses starting the same day "
-                         "(a combination) are each credited with the outcome"),
-    ("relapse", "proteinuria > 3.5 g/d again after the remission, confirmed (KDIGO 2021), dated at its "
-                "first value; time from the remission"),
-    ("immunological remission", "first anti-PLA2R < 14 RU/mL after time zero, for courses starting with "
-                                ">= 14 RU/mL; follow-up ends at the next course or the last titer"),
-    ("alerts per patient-year", "alerts first raised within a course's exposure window (time zero to the "
-                                "next course or the report date), per year of those windows"),
+    ("course", (
+        "one line of treatment with one regimen (see each regimen's definition); supportive care only = "
+        "the time from the first proteinuria result to the first immunosuppressive course")),
+    ("time zero", (
+        "the course's first day of exposure (supportive care: the first proteinuria result)")),
+    ("evaluable", (
+        "nephrotic-range proteinuria (>= 3.5 g/d) at baseline (latest value in the 90 days up to time "
+        "zero, else the first in the 14 days after) and not in remission at time zero")),
+    ("remission", (
+        "the first partial or complete remission confirmed after time zero by the monitor's KDIGO 2021 "
+        "logic (PR < 3.5 g/d and >= 50% below the peak, CR < 0.3 g/d, each confirmed >= 7 days apart, "
+        "stable eGFR); dated at its confirmation")),
+    ("censoring", (
+        "follow-up ends at the next immunosuppressive course (switch or add-on), the last proteinuria "
+        "result, or the report date, whichever comes first")),
+    ("several regimens", (
+        "each course counts for its own regimen; courses starting the same day (a combination) are each "
+        "credited with the outcome")),
+    ("relapse", (
+        "proteinuria > 3.5 g/d again after the remission, confirmed (KDIGO 2021), dated at its first "
+        "value; time from the remission")),
+    ("immunological remission", (
+        "first anti-PLA2R < 14 RU/mL after time zero, for courses starting with >= 14 RU/mL; follow-up "
+        "ends at the next course or the last titer")),
+    ("alerts per patient-year", (
+        "alerts first raised within a course's exposure window (time zero to the next course or the "
+        "report date), per year of those windows")),
 )
 
 

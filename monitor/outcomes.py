@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from monitor.courses import SUPPORTIVE, supportive_phase, treatment_courses
@@ -85,7 +85,7 @@ class CourseOutcome:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CourseOutcome":
+    def from_dict(cls, d: dict[str, Any]) -> CourseOutcome:
         return cls(
             regimen=d["regimen"], start=date.fromisoformat(d["start"]), line=int(d["line"]),
             agents=tuple(d.get("agents") or ()), exposure_end=date.fromisoformat(d["exposure_end"]),
@@ -188,8 +188,8 @@ def course_outcomes(timeline: Timeline, as_of: date, proteinuria: tuple[LabResul
         titer_end = imm = None
         if titer is not None and not _below_negative(titer):
             titer_end = max(min(d for d in (nxt, last_titer, as_of) if d is not None), start)
-            first = bisect_right(t_arrays.days, start.toordinal()) if t_arrays.ascending else 0
-            imm = next((r.effective_date for r in titers[first:]
+            after = bisect_right(t_arrays.days, start.toordinal()) if t_arrays.ascending else 0
+            imm = next((r.effective_date for r in titers[after:]
                         if start < r.effective_date <= titer_end and _below_negative(r)), None)
         out.append(CourseOutcome(
             regimen, start, course_line, agents, exposure_end, base.value if base else None, excluded,

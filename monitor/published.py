@@ -19,17 +19,17 @@ from monitor.courses import SUPPORTIVE
 
 Endpoint = Literal["remission", "complete_remission", "relapse"]
 
-MENTOR = ("MENTOR", "Fervenza FC et al. Rituximab or cyclosporine in the treatment of membranous nephropathy. "
-                    "N Engl J Med 2019;381:36-46")
-GEMRITUX = ("GEMRITUX", "Dahan K et al. Rituximab for severe membranous nephropathy: a 6-month trial with "
-                        "extended follow-up. J Am Soc Nephrol 2017;28:348-358")
-RI_CYCLO = ("RI-CYCLO", "Scolari F et al. Rituximab or cyclophosphamide in the treatment of membranous "
-                        "nephropathy: the RI-CYCLO randomized trial. J Am Soc Nephrol 2021;32:972-982")
-STARMEN = ("STARMEN", "Fernandez-Juarez G et al. The STARMEN trial indicates that alternating treatment with "
+MENTOR = ("MENTOR", ("Fervenza FC et al. Rituximab or cyclosporine in the treatment of membranous nephropathy. "
+                    "N Engl J Med 2019;381:36-46"))
+GEMRITUX = ("GEMRITUX", ("Dahan K et al. Rituximab for severe membranous nephropathy: a 6-month trial with "
+                        "extended follow-up. J Am Soc Nephrol 2017;28:348-358"))
+RI_CYCLO = ("RI-CYCLO", ("Scolari F et al. Rituximab or cyclophosphamide in the treatment of membranous "
+                        "nephropathy: the RI-CYCLO randomized trial. J Am Soc Nephrol 2021;32:972-982"))
+STARMEN = ("STARMEN", ("Fernandez-Juarez G et al. The STARMEN trial indicates that alternating treatment with "
                       "corticosteroids and cyclophosphamide is superior to sequential treatment with tacrolimus "
-                      "and rituximab in primary membranous nephropathy. Kidney Int 2021;99:986-998")
-SEED = ("seed review", "2023 Chinese-language review of the treatment of idiopathic membranous nephropathy "
-                       "(the source of this project's rule book)")
+                      "and rituximab in primary membranous nephropathy. Kidney Int 2021;99:986-998"))
+SEED = ("seed review", ("2023 Chinese-language review of the treatment of idiopathic membranous nephropathy "
+                        "(the source of this project's rule book)"))
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,9 @@ def test_draw_kinetics_adds_the_fit_and_the_projection() -> None:
     from feed.chart import draw_kinetics, kinetics_extent
     from monitor.kinetics import titer_kinetics
     from monitor.timeline import Timeline
-    from tests.unit.rules.builders import day, lab as unit_lab, med as unit_med
+    from tests.unit.rules.builders import day
+    from tests.unit.rules.builders import lab as unit_lab
+    from tests.unit.rules.builders import med as unit_med
 
     events = [unit_med("P", "rituximab", 0, 1000, "mg")] + [
         unit_lab("P", "anti_pla2r", v, "RU/mL", 30 * i) for i, v in enumerate([160, 80, 40])]

@@ -129,7 +129,7 @@ def test_cli_report_and_patient_kinetics(rt: Runtime, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("imn-monitor")
     html = tmp_path / "report.html"
     out = subprocess.run([str(exe), "report", "--json", "--html", str(html)], env=env, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["as_of"] == AS_OF.isoformat() and "not a randomised trial" in data["caveat"]
@@ -138,7 +138,8 @@ def test_cli_report_and_patient_kinetics(rt: Runtime, tmp_path: Path) -> None:
     assert {p["source"] for p in rtx["published"]} >= {"MENTOR", "GEMRITUX", "RI-CYCLO"}
     page = html.read_text()
     assert "Not a randomised trial" in page and "data:image/png;base64," in page and "MENTOR" in page
-    out = subprocess.run([str(exe), "patient", "R", "--json"], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([str(exe), "patient", "R", "--json"], env=env, capture_output=True, text=True, timeout=300,
+                         check=False)
     assert out.returncode == 0, out.stderr
     kinetics = json.loads(out.stdout)["anti_pla2r_kinetics"]
     assert kinetics["state"] == "falling" and kinetics["course"]["regimen"] == "anti_cd20"

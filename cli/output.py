@@ -169,7 +169,8 @@ def print_report(report: Any, as_json: bool) -> None:
     ctx = context(report)
     console.print(f"[bold]clinic outcome report[/] as of {report.as_of}: {report.patients} patients, "
                   f"{report.courses} immunosuppressive courses")
-    console.print(f"[bold]Not a randomised trial.[/] {ctx['caveat']}", highlight=False)
+    lead, _, rest = ctx["caveat"].partition(": ")
+    console.print(f"[bold]{lead}.[/] {rest[:1].upper()}{rest[1:]}", highlight=False)
     for r in ctx["rows"]:  # one block per regimen: readable at 80 columns, unlike a 10-column table
         console.print()
         console.print(f"[bold]{r['label']}[/]: {r['courses']}; evaluable {r['evaluable']}", highlight=False)

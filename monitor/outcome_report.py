@@ -45,7 +45,7 @@ DAYS_PER_MONTH = 365.25 / 12
 DAYS_PER_YEAR = 365.25
 SERIOUS = frozenset({"warning", "critical"})
 
-CAVEAT = ("This is the clinic's own observational cohort, not a randomised trial. Patients were not "
+CAVEAT = ("Not a randomised trial: this is the clinic's own observational cohort. Patients were not "
           "allocated to regimens at random: differences between regimens reflect who was given them "
           "(severity, anti-PLA2R level, kidney function, earlier treatment, era) as much as how well the "
           "regimens work. Supportive care especially: its follow-up ends when immunosuppression starts, "

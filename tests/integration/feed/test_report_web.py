@@ -52,7 +52,7 @@ def test_report_json_needs_a_clinician_and_states_the_caveat(seeded, client, key
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["as_of"] == AS_OF.isoformat()  # the latest assessment's date
-    assert "not a randomised trial" in body["caveat"]
+    assert body["caveat"].startswith("Not a randomised trial")
     regimens = {x["regimen"]: x for x in body["regimens"]}
     assert {"anti_cd20", "cyclosporine", "supportive"} <= set(regimens)
     assert regimens["anti_cd20"]["published"]

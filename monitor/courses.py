@@ -16,15 +16,15 @@ Definitions (every course ends at its last day of exposure; an open-ended record
   starting within 183 days (6 months) of the previous series' last dose (MENTOR re-dosed at 6
   months). A different agent (e.g. obinutuzumab after rituximab failure, seed review) or a series
   more than 6 months after the last dose (re-treatment of a relapse) starts a new course.
-- cyclosporine, tacrolimus, mycophenolate, ACTH, belimumab: the records of that drug, a record
-  starting within 90 days of the previous exposure's end continuing the course (a dose change is a
-  new record of the same course; a pause under 3 months is not a new decision).
-- cyclophosphamide-based (alkylating agent +/- glucocorticoid): cyclophosphamide or chlorambucil
-  records, grouped the same way; a glucocorticoid record starting in the 60 days before the first
-  alkylating dose opens the course (the modified Ponticelli regimen begins with a steroid month).
+- cyclosporine, tacrolimus, mycophenolate, ACTH, belimumab: a course of that drug as
+  monitor.therapy.therapy_courses merges its records (the rules' definition: a dose change or a break
+  of up to THERAPY_COURSE_GAP_DAYS = 60 days continues it).
+- cyclophosphamide-based (alkylating agent +/- glucocorticoid): a cyclophosphamide or chlorambucil
+  course, merged the same way; a glucocorticoid record starting in the 60 days before its first dose
+  opens the course (the modified Ponticelli regimen begins with a steroid month).
 - glucocorticoid alone: glucocorticoid records that are not part of another course (those starting
   within [start - 60 days, end + 30 days] of another immunosuppressive course are its adjunct,
-  e.g. low-dose prednisone with cyclosporine, Cattran 2007), grouped with the same 90-day gap.
+  e.g. low-dose prednisone with cyclosporine, Cattran 2007), merged the same way.
 - supportive care only: the time from the patient's first proteinuria result (else first result)
   to the start of the first immunosuppressive course, or to as_of. Not a TreatmentCourse (nothing
   is given), but a phase every patient may contribute; see supportive_phase().
@@ -39,13 +39,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from monitor.events import ANTI_CD20, MedicationEvent
-from monitor.therapy import anti_cd20_courses
+from monitor.therapy import TherapyCourse, anti_cd20_courses, therapy_courses
 from monitor.timeline import Timeline
 
 # MENTOR (Fervenza NEJM 2019): rituximab was repeated at 6 months in partial responders: the same line
 ANTI_CD20_SAME_COURSE_WITHIN_DAYS = 183
-# a pause shorter than 3 months (or a dose change) continues a course of a daily drug
-SAME_COURSE_GAP_DAYS = 90
 # modified Ponticelli (Ponticelli JASN 1998; KDIGO21): months 1/3/5 steroids, 2/4/6 cyclophosphamide
 STEROID_LEAD_IN_DAYS = 60
 # a glucocorticoid started this long after a course ends is still its taper, not a course of its own
@@ -69,18 +67,18 @@ REGIMENS: dict[str, Regimen] = {r.key: r for r in (
             "infusion series of one anti-CD20 agent, each within 6 months of the previous series' last "
             "dose; another agent, or a series after a longer gap, is a new course"),
     Regimen("cyclosporine", "cyclosporine", frozenset({"cyclosporine"}),
-            "cyclosporine records, a pause under 3 months continuing the course"),
+            "cyclosporine records, a dose change or a break of up to 60 days continuing the course"),
     Regimen("tacrolimus", "tacrolimus", frozenset({"tacrolimus"}),
-            "tacrolimus records, a pause under 3 months continuing the course"),
+            "tacrolimus records, a dose change or a break of up to 60 days continuing the course"),
     Regimen("cyclophosphamide", "cyclophosphamide-based (alkylating agent +/- steroid)", ALKYLATING,
-            "cyclophosphamide or chlorambucil records (pause under 3 months continues), opened by a "
+            "cyclophosphamide or chlorambucil records (a break of up to 60 days continues), opened by a "
             "glucocorticoid started up to 60 days before the first dose (modified Ponticelli)"),
     Regimen("mycophenolate", "mycophenolate", frozenset({"mycophenolate"}),
-            "mycophenolate records, a pause under 3 months continuing the course"),
+            "mycophenolate records, a dose change or a break of up to 60 days continuing the course"),
     Regimen("acth", "ACTH", frozenset({"acth"}),
-            "ACTH records, a pause under 3 months continuing the course"),
+            "ACTH records, a dose change or a break of up to 60 days continuing the course"),
     Regimen("belimumab", "belimumab", frozenset({"belimumab"}),
-            "belimumab records, a pause under 3 months continuing the course"),
+            "belimumab records, a dose change or a break of up to 60 days continuing the course"),
     Regimen("glucocorticoid", "glucocorticoid alone", frozenset({"glucocorticoid"}),
             "glucocorticoid records not given with another immunosuppressive course"),
     Regimen(SUPPORTIVE, "supportive care only", frozenset(),
@@ -102,34 +100,18 @@ class TreatmentCourse:
     records: tuple[MedicationEvent, ...] = ()
 
 
-def _exposure_end(m: MedicationEvent, as_of: date) -> date:
-    if m.frequency == "once":
-        return min(m.end or m.start, as_of)
-    return min(m.end, as_of) if m.end is not None else as_of
+def _from_therapy(regimen: str, c: TherapyCourse, as_of: date, start: date | None = None,
+                  lead: tuple[str, ...] = ()) -> TreatmentCourse:
+    """A course of one drug as monitor.therapy.therapy_courses merges its records (dose changes and
+    breaks of up to THERAPY_COURSE_GAP_DAYS), as a treatment course of `regimen`."""
+    last = min(c.end, as_of) if c.end is not None else as_of
+    return TreatmentCourse(regimen, start or c.start, last, c.end is None or c.end >= as_of, lead + (c.drug,),
+                           c.records)
 
 
-def _group(regimen: str, records: list[MedicationEvent], as_of: date,
-           gap_days: int = SAME_COURSE_GAP_DAYS) -> list[TreatmentCourse]:
-    """Records (ordered by start) joined while each starts within gap_days of the exposure so far."""
-    out: list[TreatmentCourse] = []
-    group: list[MedicationEvent] = []
-    end = date.min
-    for m in records:
-        if group and (m.start - end).days > gap_days:
-            out.append(_course(regimen, group, end, as_of))
-            group = []
-        end = max(end, _exposure_end(m, as_of)) if group else _exposure_end(m, as_of)
-        group.append(m)
-    if group:
-        out.append(_course(regimen, group, end, as_of))
-    return out
-
-
-def _course(regimen: str, records: list[MedicationEvent], end: date, as_of: date,
-            start: date | None = None) -> TreatmentCourse:
-    ongoing = end >= as_of or any(m.end is None and m.frequency != "once" for m in records)
+def _course(regimen: str, records: list[MedicationEvent], end: date, as_of: date) -> TreatmentCourse:
     agents = tuple(dict.fromkeys(m.drug for m in records))
-    return TreatmentCourse(regimen, start or records[0].start, end, ongoing, agents, tuple(records))
+    return TreatmentCourse(regimen, records[0].start, end, end >= as_of, agents, tuple(records))
 
 
 def _anti_cd20(timeline: Timeline, as_of: date) -> list[TreatmentCourse]:
@@ -149,13 +131,13 @@ def _anti_cd20(timeline: Timeline, as_of: date) -> list[TreatmentCourse]:
 
 
 def _alkylating(timeline: Timeline, as_of: date) -> list[TreatmentCourse]:
-    records = sorted(timeline.drugs(*sorted(ALKYLATING)), key=lambda m: (m.start, m.drug))
     steroids = timeline.drugs("glucocorticoid")
     out = []
-    for c in _group("cyclophosphamide", records, as_of):
-        lead = [g.start for g in steroids if c.start - timedelta(days=STEROID_LEAD_IN_DAYS) <= g.start < c.start]
-        out.append(TreatmentCourse(c.regimen, min(lead, default=c.start), c.last_exposure, c.ongoing,
-                                   (("glucocorticoid",) if lead else ()) + c.agents, c.records))
+    for drug in sorted(ALKYLATING):
+        for c in therapy_courses(timeline, drug):
+            lead = [g.start for g in steroids if c.start - timedelta(days=STEROID_LEAD_IN_DAYS) <= g.start < c.start]
+            out.append(_from_therapy("cyclophosphamide", c, as_of, min(lead, default=c.start),
+                                     ("glucocorticoid",) if lead else ()))
     return out
 
 
@@ -165,21 +147,21 @@ def treatment_courses(timeline: Timeline, as_of: date) -> tuple[TreatmentCourse,
     given = {m.drug for m in timeline.medications}
     if given.isdisjoint(_COURSE_DRUGS):
         return ()  # most patients, every night (assess() stores course outcomes): no scan per regimen
+    timeline = timeline.until(as_of)  # therapy_courses reads a cut timeline (a no-op when it is one)
     courses: list[TreatmentCourse] = []
     if not given.isdisjoint(ANTI_CD20):
         courses += _anti_cd20(timeline, as_of)
     for key in ("cyclosporine", "tacrolimus", "mycophenolate", "acth", "belimumab"):
         if key in given:
-            courses += _group(key, [m for m in timeline.drugs(key) if m.start <= as_of], as_of)
+            courses += [_from_therapy(key, c, as_of) for c in therapy_courses(timeline, key)]
     if not given.isdisjoint(ALKYLATING):
-        courses += [c for c in _alkylating(timeline, as_of) if c.start <= as_of]
+        courses += _alkylating(timeline, as_of)
     if "glucocorticoid" not in given:
         return _ordered(courses)
     adjunct_windows = [(c.start - timedelta(days=STEROID_LEAD_IN_DAYS),
                         c.last_exposure + timedelta(days=ADJUNCT_AFTER_DAYS)) for c in courses]
-    alone = [g for g in timeline.drugs("glucocorticoid") if g.start <= as_of
-             and not any(lo <= g.start <= hi for lo, hi in adjunct_windows)]
-    courses += _group("glucocorticoid", alone, as_of)
+    courses += [_from_therapy("glucocorticoid", g, as_of) for g in therapy_courses(timeline, "glucocorticoid")
+                if not any(lo <= g.start <= hi for lo, hi in adjunct_windows)]
     return _ordered(courses)
 
 

@@ -13,8 +13,9 @@ complete, so that one treatment decision is counted once.
 
 Definitions (every course ends at its last day of exposure; an open-ended record runs to as_of):
 - anti-CD20: consecutive infusion series (monitor.therapy.anti_cd20_courses) of one agent, each
-  starting within 183 days (6 months) of the previous series' last dose (MENTOR re-dosed at 6
-  months). A different agent (e.g. obinutuzumab after rituximab failure, seed review) or a series
+  starting within 183 days (6 months) of the previous series' last dose, or by day 240 after the
+  course's first dose (MENTOR re-dosed partial responders at 6 months; rtx_redose_due asks for that
+  repeat until day 240). A different agent (e.g. obinutuzumab after rituximab failure, seed review) or a series
   more than 6 months after the last dose (re-treatment of a relapse) starts a new course.
 - cyclosporine, tacrolimus, mycophenolate, ACTH, belimumab: a course of that drug as
   monitor.therapy.therapy_courses merges its records (the rules' definition: a dose change or a break
@@ -39,11 +40,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from monitor.events import ANTI_CD20, MedicationEvent
+from monitor.rules.rtx_redose_due import WINDOW_TO_DAYS
 from monitor.therapy import TherapyCourse, anti_cd20_courses, therapy_courses
 from monitor.timeline import Timeline
 
 # MENTOR (Fervenza NEJM 2019): rituximab was repeated at 6 months in partial responders: the same line
 ANTI_CD20_SAME_COURSE_WITHIN_DAYS = 183
+# ... and that repeat is looked for until day 240 after the first dose (rtx_redose_due's window)
+MENTOR_REPEAT_BY_DAY = WINDOW_TO_DAYS
 # modified Ponticelli (Ponticelli JASN 1998; KDIGO21): months 1/3/5 steroids, 2/4/6 cyclophosphamide
 STEROID_LEAD_IN_DAYS = 60
 # a glucocorticoid started this long after a course ends is still its taper, not a course of its own
@@ -65,7 +69,8 @@ SUPPORTIVE = "supportive"
 REGIMENS: dict[str, Regimen] = {r.key: r for r in (
     Regimen("anti_cd20", "anti-CD20 (rituximab and others)", ANTI_CD20,
             "infusion series of one anti-CD20 agent, each within 6 months of the previous series' last "
-            "dose; another agent, or a series after a longer gap, is a new course"),
+            "dose or by day 240 of the course (MENTOR's repeat); another agent, or a later series, is a "
+            "new course"),
     Regimen("cyclosporine", "cyclosporine", frozenset({"cyclosporine"}),
             "cyclosporine records, a dose change or a break of up to 60 days continuing the course"),
     Regimen("tacrolimus", "tacrolimus", frozenset({"tacrolimus"}),
@@ -119,8 +124,9 @@ def _anti_cd20(timeline: Timeline, as_of: date) -> list[TreatmentCourse]:
     doses: list[MedicationEvent] = []
     agent = ""
     for series in anti_cd20_courses(timeline, as_of):  # ordered by first dose
-        if doses and (series.agent != agent
-                      or (series.first_dose - doses[-1].start).days > ANTI_CD20_SAME_COURSE_WITHIN_DAYS):
+        repeat = (doses and (series.first_dose - doses[-1].start).days <= ANTI_CD20_SAME_COURSE_WITHIN_DAYS
+                  or doses and (series.first_dose - doses[0].start).days <= MENTOR_REPEAT_BY_DAY)
+        if doses and (series.agent != agent or not repeat):
             out.append(_course("anti_cd20", doses, doses[-1].start, as_of))
             doses = []
         agent = series.agent

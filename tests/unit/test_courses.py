@@ -20,6 +20,14 @@ def test_mentor_repeat_at_six_months_is_the_same_course_a_switch_or_retreatment_
     assert first.last_exposure == day(197) and len(first.records) == 4
 
 
+def test_a_repeat_by_day_240_is_mentors_repeat_even_after_a_longer_gap() -> None:
+    # rtx_redose_due asks for the repeat until day 240: 211 days after the last dose, still the course
+    events = [med(PID, "rituximab", d, 1000, "mg") for d in (0, 14, 225, 239)]
+    assert _courses(events) == [("anti_cd20", day(0), ("rituximab",))]
+    later = [med(PID, "rituximab", d, 1000, "mg") for d in (0, 14, 250)]  # after day 240 and > 183 d: new
+    assert [c[1] for c in _courses(later)] == [day(0), day(250)]
+
+
 def test_cni_dose_change_continues_a_course_a_long_pause_starts_another() -> None:
     events = [med(PID, "cyclosporine", 0, 100, "mg", frequency="bid", end=99),
               med(PID, "cyclosporine", 100, 150, "mg", frequency="bid", end=300),

@@ -26,7 +26,7 @@ COLUMNS = 3
 
 
 def _panel(ax, r: RegimenOutcome) -> None:  # type: ignore[no-untyped-def]
-    ax.set_title(f"{r.label}\n{r.courses} course{'s' if r.courses != 1 else ''}, {r.evaluable} evaluable",
+    ax.set_title(f"{r.label.split(' (')[0]}\n{r.courses} course{'s' if r.courses != 1 else ''}, {r.evaluable} evaluable",
                  fontsize=9, loc="left")
     ax.set_xlim(0, X_MAX_MONTHS)
     ax.set_ylim(0, 100)

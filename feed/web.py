@@ -37,7 +37,7 @@ from fastapi.templating import Jinja2Templates
 from feed.auth import ADMIN, CLINICIAN, bearer
 from feed.schemas import Id, Storable
 from monitor.display import evidence_number, evidence_unit, immunological_text, latest_text, value_text
-from monitor.kinetics import titer_kinetics
+from monitor.kinetics import REGIMEN_NAMES, titer_kinetics
 from storage import api_keys, user_sessions, views
 from storage import repository as repo
 from storage.db import session
@@ -204,6 +204,7 @@ def patient_page(patient_id: Storable, request: Request,
     return _page(request, "patient.html", {
         "sess": sess, "patient": patient, "summary": patient.get("summary") or {}, "open_alerts": open_alerts,
         "closed_alerts": closed, "flash": _flash(request), "here": here, "kinetics": kinetics,
+        "regimen_names": REGIMEN_NAMES,
         # the chart as of the patient's last assessment: what the alerts on this page reflect
         "chart_url": f"/patients/{quote(patient_id, safe='')}/chart.png"
                      + (f"?as_of={patient['last_as_of']}" if patient.get("last_as_of") else ""),

@@ -23,14 +23,13 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.events import (
-    STATUS_RANK,
     USABLE_STATUSES,
     LabResult,
     MedicationEvent,
     Patient,
     construct_trusted,
 )
-from monitor.timeline import Timeline
+from monitor.timeline import Timeline, version_key
 from storage._sql import chunks, in_list, is_postgres, upsert
 from storage.models import EventRow, PatientRow
 
@@ -39,7 +38,6 @@ log = logging.getLogger("imn.storage")
 AnyEvent = Patient | LabResult | MedicationEvent
 _events = EventRow.__table__  # type: ignore[attr-defined]
 _patients = PatientRow.__table__  # type: ignore[attr-defined]
-_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 _MODELS: dict[str, type[AnyEvent]] = {"patient": Patient, "lab": LabResult, "medication": MedicationEvent}
 INSERT_CHUNK = 1000
 
@@ -55,13 +53,6 @@ class StoreResult:
     @property
     def stored(self) -> int:
         return self.accepted + self.corrected + self.retracted
-
-
-def version_key(status: str | None, recorded_at: datetime | None, content_hash: str) -> tuple[int, datetime, str]:
-    """monitor.timeline's ordering of an identity's versions, computed from stored columns.
-
-    Mirrors monitor.timeline._version_key (a unit test holds the two together)."""
-    return STATUS_RANK.get(status or "final", 1), recorded_at or _EPOCH, content_hash
 
 
 @dataclass

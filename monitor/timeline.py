@@ -130,11 +130,17 @@ class Timeline:
     @classmethod
     def build(cls, patient_id: str, events: Iterable[AnyEvent]) -> "Timeline":
         versions = current_versions(e for e in events if e.patient_id == patient_id)
+        return cls.of_current(patient_id, versions.values())
+
+    @classmethod
+    def of_current(cls, patient_id: str, events: Iterable[AnyEvent]) -> "Timeline":
+        """The timeline of events already reduced to their current version (storage keeps that as
+        `is_current`, so it skips current_versions): which of them the rules may read."""
         patient = None
         labs: list[LabResult] = []
         meds: list[MedicationEvent] = []
         preliminary: list[LabResult] = []
-        for event in versions.values():
+        for event in events:
             if isinstance(event, Patient):
                 patient = event
             elif event.status == "preliminary" and isinstance(event, LabResult):

@@ -8,8 +8,11 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor import alerts as lc
+from monitor import inhibitions
 from monitor.alerts import Alert, AlertActionError, Changes
 from monitor.findings import Evidence, Finding
 
@@ -346,3 +349,38 @@ def test_acknowledging_ends_a_snooze() -> None:
     p.act("acknowledge", TITER, "dr.who", None)
     assert (p[TITER].status, p[TITER].snoozed_until) == ("acknowledged", None)
     assert not lc.expire_snoozes("P1", list(p.alerts.values()), T0 + timedelta(days=8))
+
+
+# ------------------------------------------------------------------------------------ properties
+
+_RULES = ("relapse", "immunological_relapse", "titer_rising", "csa_trough_low")
+_findings = st.lists(st.tuples(st.sampled_from(_RULES), st.sampled_from(("a", "b")),
+                               st.sampled_from(("info", "warning", "critical"))), max_size=6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_findings, min_size=1, max_size=6))
+def test_any_sequence_of_assessments_keeps_the_lifecycle_invariants(passes) -> None:  # type: ignore[no-untyped-def]
+    p = Patient()
+    for i, raw in enumerate(passes):
+        fs = [finding(rule, ep, sev) for rule, ep, sev in raw]
+        now = T0 + timedelta(days=i)
+        ch = p.reconcile(fs, as_of=now.date(), now=now)
+        # the open alerts are exactly what this assessment found
+        assert {fp for fp, a in p.alerts.items() if a.is_open} == {f.fingerprint for f in fs}
+        # inhibition: every open alert is muted by an open alert allowed to mute it, and an alert
+        # that could be muted by some open alert is
+        for a in p.alerts.values():
+            if not a.is_open:
+                assert a.inhibited_by is None
+                continue
+            sources = [s for s in p.alerts.values() if s.is_open and s.fingerprint != a.fingerprint
+                       and inhibitions.can_inhibit(s.rule, s.severity, a.rule, a.severity)]
+            assert (a.inhibited_by is None) == (not sources)
+            assert a.inhibited_by is None or a.inhibited_by in {s.fingerprint for s in sources}
+        # at most one notification per alert, none for one that ends inhibited
+        fps = [n.alert.fingerprint for n in ch.notifications]
+        assert len(fps) == len(set(fps))
+        assert all(n.alert.inhibited_by is None for n in ch.notifications)
+        # the same assessment again changes nothing
+        assert not lc.reconcile("P1", list(p.alerts.values()), fs, now.date(), now)

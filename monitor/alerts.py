@@ -226,12 +226,15 @@ class _Pass:
             return None
         best: Alert | None = None
         for source in self.state.values():
-            if (source.fingerprint == target.fingerprint or not source.is_open
-                    or not inhibitions.can_inhibit(source.rule, source.severity, target.rule, target.severity)):
+            if source.fingerprint == target.fingerprint or not source.is_open:
+                continue
+            if not inhibitions.can_inhibit(source.rule, source.severity, target.rule, target.severity):
                 continue
             if source.fingerprint == target.inhibited_by:
                 return source.fingerprint
-            if best is None or (rank(source.severity), best.fingerprint) > (rank(best.severity), source.fingerprint):
+            # the most severe wins; among equals the smallest fingerprint (comparing the other way round)
+            if best is None or (rank(source.severity), best.fingerprint) > (rank(best.severity),
+                                                                            source.fingerprint):
                 best = source
         return best.fingerprint if best is not None else None
 
@@ -247,7 +250,8 @@ class _Pass:
                 continue
             details = self._inhibition_details(alert, inhibitor)
             last = self._last.get(fp)
-            if inhibitor is not None and last is not None and self.out.changes[last].action in ("fired", "reopened"):
+            born = last is not None and self.out.changes[last].action in ("fired", "reopened")
+            if inhibitor is not None and born and last is not None:
                 c = self.out.changes[last]
                 folded = replace(c.alert, inhibited_by=inhibitor)
                 self.out.changes[last] = replace(c, alert=folded, details={**(c.details or {}), **details})
@@ -332,8 +336,8 @@ def reconcile(patient_id: str, alerts: Iterable[Alert], findings: Iterable[Findi
                 details["was_inhibited_by"] = alert.inhibited_by
             p.change(alert, "resolved", status="resolved", resolved_at=now, resolution="auto",
                      resolved_reason=f"condition no longer met as of {as_of.isoformat()}",
-                     severity_at_resolution=alert.severity, snoozed_until=None, inhibited_by=None, as_of=as_of,
-                     details=details)
+                     severity_at_resolution=alert.severity, snoozed_until=None, inhibited_by=None,
+                     as_of=as_of, details=details)
     p.apply_inhibitions()
     return p.finish()
 
@@ -348,11 +352,12 @@ def _refresh(p: _Pass, alert: Alert, f: Finding, as_of: date) -> None:
     new = _finding_values(f, as_of)
     if rank(f.severity) > rank(alert.severity):
         # a rise in severity breaks an acknowledgement or a snooze: someone must look again
-        p.change(alert, "escalated", status="firing", snoozed_until=None, details={"from_severity": alert.severity},
-                 **new)
+        p.change(alert, "escalated", status="firing", snoozed_until=None,
+                 details={"from_severity": alert.severity}, **new)
     elif rank(f.severity) < rank(alert.severity):
         p.change(alert, "deescalated", details={"from_severity": alert.severity}, **new)
-    elif (alert.message, alert.evidence, alert.reference) != (new["message"], new["evidence"], new["reference"]):
+    elif (alert.message, alert.evidence, alert.reference) != (new["message"], new["evidence"],
+                                                              new["reference"]):
         p.change(alert, "updated", **new)
     else:
         p.seen(alert, as_of)
@@ -400,7 +405,8 @@ def _one(alerts: Sequence[Alert], target: str, now: datetime) -> tuple[_Pass, Al
     return p, p.get(target)
 
 
-def acknowledge(alerts: Sequence[Alert], target: str, actor: str, comment: str | None, now: datetime) -> Changes:
+def acknowledge(alerts: Sequence[Alert], target: str, actor: str, comment: str | None,
+                now: datetime) -> Changes:
     p, alert = _one(alerts, target, now)
     if alert.status == "resolved":
         raise AlertActionError(f"{alert.name} is resolved; it cannot be acknowledged")

@@ -56,7 +56,7 @@ INHIBITIONS: tuple[Inhibition, ...] = (
                 "announces months ahead; once the relapse alert is open, the titer alerts ask for nothing "
                 "it does not (a positive titer near the relapse already makes it critical)."),
         basis="KDIGO 2021 ch.3 (titer tracks activity and precedes proteinuria); seed review; "
-              "rule book rows relapse, titer_rising, immunological_relapse",
+              "docs/clinical-rules.md rows relapse, titer_rising, immunological_relapse",
     ),
     Inhibition(
         id="immunological_relapse_over_titer_rising",
@@ -65,7 +65,8 @@ INHIBITIONS: tuple[Inhibition, ...] = (
         reason=("Both alerts read the same latest anti-PLA2R >= 20 RU/mL; immunological_relapse is the more "
                 "specific reading of it (the titer had become negative after treatment), so titer_rising "
                 "would repeat the same result."),
-        basis="rule book rows immunological_relapse and titer_rising (definitions); KDIGO 2021 ch.3",
+        basis=("docs/clinical-rules.md rows immunological_relapse and titer_rising (definitions); "
+               "KDIGO 2021 ch.3"),
     ),
     Inhibition(
         id="rtx_non_response_over_redose",

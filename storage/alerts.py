@@ -136,7 +136,8 @@ def _persist(s: Session, passes: list[Changes], loaded: dict[str, list[Alert]], 
     return finals
 
 
-def _group_row(ch: Changes, ids: dict[str, int], now: datetime, cause: str, as_of: date | None) -> dict[str, Any]:
+def _group_row(ch: Changes, ids: dict[str, int], now: datetime, cause: str,
+               as_of: date | None) -> dict[str, Any]:
     items = [(n.change, alert_as_dict({**_values(n.alert, ids), "id": ids[n.alert.fingerprint]}))
              for n in ch.notifications]
     key = notifications.dedupe_key(ch.patient_id, [(ids[n.alert.fingerprint], n.change, n.alert.revision)
@@ -204,7 +205,8 @@ def _act(s: Session, alert_id: int, now: datetime | None,
 
 def acknowledge(s: Session, alert_id: int, actor: str, comment: str | None = None,
                 now: datetime | None = None) -> dict[str, Any]:
-    return _act(s, alert_id, now, lambda alerts, fp, when: lifecycle.acknowledge(alerts, fp, actor, comment, when))
+    return _act(s, alert_id, now,
+                lambda alerts, fp, when: lifecycle.acknowledge(alerts, fp, actor, comment, when))
 
 
 def snooze(s: Session, alert_id: int, until: datetime, actor: str, comment: str | None = None,
@@ -213,13 +215,17 @@ def snooze(s: Session, alert_id: int, until: datetime, actor: str, comment: str 
                 lambda alerts, fp, when: lifecycle.snooze(alerts, fp, until, actor, comment, when))
 
 
-def resolve(s: Session, alert_id: int, actor: str, comment: str, now: datetime | None = None) -> dict[str, Any]:
+def resolve(s: Session, alert_id: int, actor: str, comment: str,
+            now: datetime | None = None) -> dict[str, Any]:
     lifecycle.check_resolution_comment(comment)  # the reason is asked for before the alert is looked up
-    return _act(s, alert_id, now, lambda alerts, fp, when: lifecycle.resolve(alerts, fp, actor, comment, when))
+    return _act(s, alert_id, now,
+                lambda alerts, fp, when: lifecycle.resolve(alerts, fp, actor, comment, when))
 
 
-def assign(s: Session, alert_id: int, assignee: str, actor: str, now: datetime | None = None) -> dict[str, Any]:
-    return _act(s, alert_id, now, lambda alerts, fp, when: lifecycle.assign(alerts, fp, assignee, actor, when))
+def assign(s: Session, alert_id: int, assignee: str, actor: str,
+           now: datetime | None = None) -> dict[str, Any]:
+    return _act(s, alert_id, now,
+                lambda alerts, fp, when: lifecycle.assign(alerts, fp, assignee, actor, when))
 
 
 def comment(s: Session, alert_id: int, actor: str, text: str, now: datetime | None = None) -> dict[str, Any]:

@@ -14,14 +14,8 @@ def test_every_row_has_an_id_a_reason_and_a_basis() -> None:
         assert len(i.reason) > 40 and i.basis.strip(), i.id
 
 
-# rtx_redose_due is being added by issue 11's rules (another branch); the table names it ahead of time.
-# Only a rule named here may be missing, and only while it is not registered: once it is, the check
-# below is exact and this line can go.
-AWAITED = {"rtx_redose_due"}
-
-
 def test_every_rule_the_table_names_is_a_registered_rule() -> None:
-    assert inhibitions.rules_mentioned() - set(RULE_IDS) <= AWAITED - set(RULE_IDS)
+    assert inhibitions.rules_mentioned() - set(RULE_IDS) == set()
 
 
 def test_the_table_has_no_cycle_and_the_check_finds_one() -> None:

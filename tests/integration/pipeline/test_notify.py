@@ -101,6 +101,7 @@ def test_the_sweep_expires_a_snooze_by_the_clock_and_notifies_once(pg_runtime, m
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         rt.settings.webhook_url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        rt.settings.webhook_allow_private = True  # the receiver is on loopback
         rt.settings.webhook_secret = SecretStr(SECRET.decode())
         data = ("\n".join(json.dumps(e) for e in cohort()) + "\n").encode()
         jobs.run_inline_ingest(rt, [a.inbox_id for a in accept(rt, data, "ndjson", "feed.ndjson")], date(2025, 9, 1))

@@ -76,8 +76,11 @@ def print_alerts(rows: list[dict[str, Any]], as_json: bool) -> None:
     width = max(console.width - 4, 40)
     for r in rows:
         style = SEVERITY_STYLE.get(r["severity"], "")
+        # before the date, so that an 80-column terminal still shows it
+        muted = f"(inhibited by #{r['inhibited_by']['id']})  " if r.get("inhibited_by") else ""
         console.print(f"#{r['id']:<5} [{style}]{r['severity']:<8}[/] {r['status']:<12} {r['patient_id']}  "
-                      f"[bold]{r['rule']}[/]  raised {str(r['raised_at'])[:10]}", overflow="ellipsis", no_wrap=True)
+                      f"[bold]{r['rule']}[/]  {muted}raised {str(r['raised_at'])[:10]}", overflow="ellipsis",
+                      no_wrap=True)
         message = r["message"] if len(r["message"]) <= width else r["message"][:width - 1] + "\u2026"
         console.print(f"    {message}", markup=False, highlight=False, no_wrap=True, overflow="ellipsis")
 

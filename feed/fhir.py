@@ -2,7 +2,9 @@
 
 An open alert is an *active* Flag, a resolved one *inactive*. The rule is the Flag's code (with the
 alert's message as its text), the severity goes in the standard flag-priority extension, the period
-runs from raised_at to resolved_at, and the patient is the subject.
+runs from raised_at to resolved_at, and the patient is the subject. An inhibited alert (muted by
+another open alert of the patient, monitor/inhibitions.py) carries an extension referencing the
+inhibiting alert's Flag; FHIR has no standard element for it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ ALERT_ID_SYSTEM = "urn:imn-monitor:alert-id"
 PATIENT_ID_SYSTEM = "urn:imn-monitor:patient-id"
 PRIORITY_EXT = "http://hl7.org/fhir/StructureDefinition/flag-priority"
 PRIORITY_SYSTEM = "http://hl7.org/fhir/flag-priority-code"
+INHIBITED_BY_EXT = "urn:imn-monitor:fhir:extension:inhibited-by"
 PRIORITY = {"info": ("PL", "Low priority"), "warning": ("PM", "Medium priority"),
             "critical": ("PH", "High priority")}
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -48,6 +51,10 @@ def alert_to_flag(alert: dict[str, Any]) -> dict[str, Any]:
         "subject": _subject(alert["patient_id"]),
         "period": period,
     }
+    by = alert.get("inhibited_by")
+    if by and alert["status"] != "resolved":
+        flag["extension"].append({"url": INHIBITED_BY_EXT, "valueReference": {
+            "reference": f"Flag/{by['id']}", "display": f"inhibited by alert {by['fingerprint']}"}})
     return flag
 
 

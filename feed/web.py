@@ -36,6 +36,7 @@ from fastapi.templating import Jinja2Templates
 
 from feed.auth import ADMIN, CLINICIAN, bearer
 from feed.schemas import Id, Storable
+from monitor import inhibitions
 from monitor.display import evidence_number, evidence_unit, immunological_text, latest_text, value_text
 from monitor.kinetics import REGIMEN_NAMES, titer_kinetics
 from storage import api_keys, user_sessions, views
@@ -174,6 +175,33 @@ def _flash(request: Request) -> dict[str, str | None]:
 # ------------------------------------------------------------------------------------------ pages
 
 
+def _inhibitions(alerts: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """For each inhibited alert on a page: the alert inhibiting it (when the page lists it) and why."""
+    by_id = {a["id"]: a for a in alerts}
+    out: dict[int, dict[str, Any]] = {}
+    for a in alerts:
+        if a.get("inhibited_by") and a["status"] != "resolved":
+            source = by_id.get(a["inhibited_by"]["id"])
+            found = inhibitions.between(source["rule"], a["rule"]) if source else None
+            out[a["id"]] = {"source": source, "reason": found.reason if found else None}
+    return out
+
+
+def _groups(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Open alerts in their notification groups (one per patient): in a group the active alerts by
+    severity, then the inhibited ones; the groups by their most severe active alert."""
+    groups: dict[str, dict[str, Any]] = {}
+    for a in alerts:
+        g = groups.setdefault(a["group"], {"key": a["group"], "patient_id": a["patient_id"], "alerts": []})
+        g["alerts"].append(a)
+    for g in groups.values():
+        g["alerts"].sort(key=lambda a: (a["inhibited_by"] is not None, SEVERITY_RANK.get(a["severity"], 3)))
+        g["inhibited"] = sum(1 for a in g["alerts"] if a["inhibited_by"] is not None)
+        g["rank"] = min((SEVERITY_RANK.get(a["severity"], 3) for a in g["alerts"] if a["inhibited_by"] is None),
+                        default=3)
+    return sorted(groups.values(), key=lambda g: g["rank"])
+
+
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, sess: UiSession = Depends(ui_session)) -> HTMLResponse:
     with session(_engine(request), write=False) as s:
@@ -181,8 +209,10 @@ def home(request: Request, sess: UiSession = Depends(ui_session)) -> HTMLRespons
     # critical first; within a severity the oldest unhandled first would bury new ones: newest first
     alerts.sort(key=lambda a: SEVERITY_RANK.get(a["severity"], 3))
     counts = {sev: sum(1 for a in alerts if a["severity"] == sev) for sev in SEVERITY_RANK}
-    return _page(request, "alerts.html", {"sess": sess, "alerts": alerts, "counts": counts,
-                                          "flash": _flash(request), "here": "/"})
+    return _page(request, "alerts.html", {
+        "sess": sess, "alerts": alerts, "groups": _groups(alerts), "inhibitions": _inhibitions(alerts),
+        "inhibited": sum(1 for a in alerts if a["inhibited_by"]), "counts": counts, "flash": _flash(request),
+        "here": "/"})
 
 
 @router.get("/ui/patients/{patient_id}", response_class=HTMLResponse)
@@ -199,12 +229,13 @@ def patient_page(patient_id: Storable, request: Request,
     day = date.fromisoformat(last) if isinstance(last, str) else (last or request.app.state.runtime.settings.today())
     kinetics = titer_kinetics(timeline, day)
     here = f"/ui/patients/{quote(patient_id, safe='')}"
-    open_alerts = [a for a in alerts if a["status"] != "resolved"]
+    # the active alerts first, then the inhibited ones (each still critical first)
+    open_alerts = sorted((a for a in alerts if a["status"] != "resolved"), key=lambda a: a["inhibited_by"] is not None)
     closed = [a for a in alerts if a["status"] == "resolved"]
     return _page(request, "patient.html", {
         "sess": sess, "patient": patient, "summary": patient.get("summary") or {}, "open_alerts": open_alerts,
-        "closed_alerts": closed, "flash": _flash(request), "here": here, "kinetics": kinetics,
-        "regimen_names": REGIMEN_NAMES,
+        "closed_alerts": closed, "inhibitions": _inhibitions(open_alerts), "flash": _flash(request), "here": here,
+        "kinetics": kinetics, "regimen_names": REGIMEN_NAMES,
         # the chart as of the patient's last assessment: what the alerts on this page reflect
         "chart_url": f"/patients/{quote(patient_id, safe='')}/chart.png"
                      + (f"?as_of={patient['last_as_of']}" if patient.get("last_as_of") else ""),

@@ -22,9 +22,16 @@ _EPOCH = datetime(1, 1, 1, tzinfo=timezone.utc)
 _ARRAYS_MEMO_SIZE = 32  # Timeline.arrays memoises at most this many series per timeline
 
 
-def _version_key(event: AnyEvent) -> tuple[int, datetime, str]:
-    recorded = getattr(event, "recorded_at", None) or _EPOCH
-    return STATUS_RANK.get(getattr(event, "status", "final"), 1), recorded, event.content_hash
+def version_key(status: str | None, recorded_at: datetime | None, content_hash: str) -> tuple[int, datetime, str]:
+    """Which version of one identity wins: the highest key (the one definition; storage.event_store
+    computes `is_current` with it from stored columns). Status first (entered-in-error > corrected >
+    final > preliminary), then recorded_at (none = oldest), then the content hash, so the choice is
+    deterministic whatever the arrival order."""
+    return STATUS_RANK.get(status or "final", 1), recorded_at or _EPOCH, content_hash
+
+
+def event_version_key(event: AnyEvent) -> tuple[int, datetime, str]:
+    return version_key(getattr(event, "status", None), getattr(event, "recorded_at", None), event.content_hash)
 
 
 def current_versions(events: Iterable[AnyEvent]) -> dict[str, AnyEvent]:
@@ -32,7 +39,7 @@ def current_versions(events: Iterable[AnyEvent]) -> dict[str, AnyEvent]:
     best: dict[str, AnyEvent] = {}
     for event in events:
         held = best.get(event.identity)
-        if held is None or _version_key(event) > _version_key(held):
+        if held is None or event_version_key(event) > event_version_key(held):
             best[event.identity] = event
     return best
 
@@ -123,11 +130,17 @@ class Timeline:
     @classmethod
     def build(cls, patient_id: str, events: Iterable[AnyEvent]) -> "Timeline":
         versions = current_versions(e for e in events if e.patient_id == patient_id)
+        return cls.of_current(patient_id, versions.values())
+
+    @classmethod
+    def of_current(cls, patient_id: str, events: Iterable[AnyEvent]) -> "Timeline":
+        """The timeline of events already reduced to their current version (storage keeps that as
+        `is_current`, so it skips current_versions): which of them the rules may read."""
         patient = None
         labs: list[LabResult] = []
         meds: list[MedicationEvent] = []
         preliminary: list[LabResult] = []
-        for event in versions.values():
+        for event in events:
             if isinstance(event, Patient):
                 patient = event
             elif event.status == "preliminary" and isinstance(event, LabResult):

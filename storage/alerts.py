@@ -1,310 +1,233 @@
-"""Alerts: reconciliation with an assessment's findings (design.md step 6) and clinicians' actions.
+"""Alerts: load a patient's alerts, let the lifecycle decide (monitor/alerts.py), persist what it decided.
 
-Reconciliation reflects the assessment it is given: an open alert whose fingerprint the assessment
-did not find is resolved, whatever as_of the alert was last seen with (callers assess as of today;
-assessing a past date on purpose re-states that date's alerts). Every change bumps the alert's
-`revision`, writes one audit row, and — for fired/escalated/resolved/reopened — one outbox row whose
-dedupe key contains the revision: a re-run with the same inputs changes nothing and notifies nobody.
-
-The patient's row is locked first (FOR UPDATE), so two reassessments of one patient reconcile one
-after the other rather than both inserting the same fingerprint.
+Nothing here decides anything about an alert. Every entry point locks the patients' rows first (FOR
+UPDATE, in patient_id order: two passes over one patient run one after the other, and never deadlock),
+reads all of their alerts, calls one pure function per patient, and writes its Changes in the
+caller's transaction:
+- new alerts inserted, changed alerts updated (each change has bumped the alert's `revision`);
+- one `alert_audit` row per change;
+- the as_of of alerts merely seen again, in one statement;
+- one `outbox` row per patient that has notifications: the patient's alert group
+  (monitor/notifications.py), whose dedupe key holds the changes' revisions, so a replay adds nothing.
+Everything is written in batches for the whole chunk of patients (the nightly reconciles thousands).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from monitor.findings import SEVERITY_RANK, Finding
+from monitor import alerts as lifecycle
+from monitor import notifications
+from monitor.alerts import Alert, AlertActionError, AlertNotFound, Changes, ReconcileResult
+from monitor.findings import Finding
 from storage._sql import chunks, upsert
-from storage.models import OPEN_STATUSES, AlertAuditRow, AlertRow, OutboxRow, PatientRow
+from storage.models import AlertAuditRow, AlertRow, OutboxRow, PatientRow
 from storage.serialize import alert_as_dict
 
-SYSTEM = "system"
+__all__ = ["AlertActionError", "AlertNotFound", "ReconcileResult", "acknowledge", "assign", "comment",
+           "expire_snoozes", "reconcile_alerts", "reconcile_many", "resolve", "snooze"]
+
 _alerts = AlertRow.__table__  # type: ignore[attr-defined]
 _audit = AlertAuditRow.__table__  # type: ignore[attr-defined]
 _outbox = OutboxRow.__table__  # type: ignore[attr-defined]
 _patients = PatientRow.__table__  # type: ignore[attr-defined]
 
-
-class AlertActionError(ValueError):
-    """A clinician's action that the alert's state does not allow (the message says why)."""
-
-
-class AlertNotFound(AlertActionError):
-    pass
-
-
-@dataclass
-class ReconcileResult:
-    fired: int = 0
-    updated: int = 0  # message/evidence changed, or severity fell (deescalated counts here too)
-    escalated: int = 0
-    resolved: int = 0
-    reopened: int = 0
-    deescalated: int = 0
-    unsnoozed: int = 0
-
-    @property
-    def changed(self) -> int:
-        return self.fired + self.updated + self.escalated + self.resolved + self.reopened + self.unsnoozed
+# the alert columns a change may write (everything but the identity and raised_at)
+_MUTABLE = ("severity", "status", "message", "evidence", "reference", "as_of", "updated_at", "revision",
+            "resolved_at", "resolution", "resolved_reason", "severity_at_resolution", "snoozed_until",
+            "assigned_to", "acknowledged_by", "inhibited_by", "inhibited_by_fingerprint")
+_update_by_id = (update(_alerts).where(_alerts.c.id == bindparam("b_id"))
+                 .values({c: bindparam(f"b_{c}") for c in _MUTABLE}))
 
 
-def _canonical(value: Any) -> Any:
-    # what the JSON column will give back (tuples become lists, keys strings), for comparisons
-    return json.loads(json.dumps(value, default=str))
+# ----------------------------------------------------------------------------- rows <-> values
 
 
-def _rank(severity: str | None) -> int:
-    return SEVERITY_RANK.get(severity or "info", 0)
+def _to_alert(m: Any) -> Alert:
+    return Alert(
+        fingerprint=m["fingerprint"], patient_id=m["patient_id"], rule=m["rule"], episode=m["episode"],
+        severity=m["severity"], status=m["status"], message=m["message"], evidence=tuple(m["evidence"] or ()),
+        reference=m["reference"], as_of=m["as_of"], raised_at=m["raised_at"], updated_at=m["updated_at"],
+        revision=m["revision"], resolved_at=m["resolved_at"], resolution=m["resolution"],
+        resolved_reason=m["resolved_reason"], severity_at_resolution=m["severity_at_resolution"],
+        snoozed_until=m["snoozed_until"], assigned_to=m["assigned_to"], acknowledged_by=m["acknowledged_by"],
+        inhibited_by=m["inhibited_by_fingerprint"], id=m["id"])
 
 
-class _Tx:
-    """The writes of one reconciliation or action, sharing `now` and the actor."""
-
-    def __init__(self, s: Session, now: datetime, actor: str):
-        self.s, self.now, self.actor = s, now, actor
-        self.seen_again: list[int] = []  # alerts found again unchanged: only their as_of moves
-
-    def change(self, alert: dict[str, Any], **values: Any) -> None:
-        values.setdefault("updated_at", self.now)
-        values["revision"] = alert["revision"] + 1
-        self.s.execute(update(_alerts).where(_alerts.c.id == alert["id"]).values(**values))
-        alert.update(values)
-
-    def audit(self, alert: dict[str, Any], action: str, from_status: str | None, comment: str | None = None,
-              details: dict[str, Any] | None = None) -> None:
-        self.s.execute(insert(_audit).values(
-            alert_id=alert["id"], at=self.now, actor=self.actor, action=action, from_status=from_status,
-            to_status=alert["status"], severity=alert["severity"], comment=comment, details=details,
-        ))
-
-    def notify(self, alert: dict[str, Any], kind: str) -> None:
-        key = f"{alert['id']}:{kind}:{alert['severity']}:{alert['revision']}"
-        self.s.execute(
-            upsert(self.s, _outbox).values(
-                alert_id=alert["id"], kind=kind, payload=alert_as_dict(alert), dedupe_key=key,
-                state="pending", attempts=0, next_attempt_at=self.now, created_at=self.now,
-            ).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        )
+def _values(a: Alert, ids: dict[str, int]) -> dict[str, Any]:
+    """The row of an alert (inhibited_by resolved to the inhibitor's id when it has one yet)."""
+    return {"id": a.id, "fingerprint": a.fingerprint, "patient_id": a.patient_id, "rule": a.rule,
+            "episode": a.episode, "severity": a.severity, "status": a.status, "message": a.message,
+            "evidence": [dict(e) for e in a.evidence], "reference": a.reference, "as_of": a.as_of,
+            "raised_at": a.raised_at, "updated_at": a.updated_at, "revision": a.revision,
+            "resolved_at": a.resolved_at, "resolution": a.resolution, "resolved_reason": a.resolved_reason,
+            "severity_at_resolution": a.severity_at_resolution, "snoozed_until": a.snoozed_until,
+            "assigned_to": a.assigned_to, "acknowledged_by": a.acknowledged_by,
+            "inhibited_by": ids.get(a.inhibited_by) if a.inhibited_by else None,
+            "inhibited_by_fingerprint": a.inhibited_by}
 
 
-def _finding_values(f: Finding, as_of: date) -> dict[str, Any]:
-    return {"severity": f.severity, "message": f.message, "reference": f.reference,
-            "evidence": _canonical([e.as_dict() for e in f.evidence]), "as_of": as_of}
+# ------------------------------------------------------------------------------------ loading
+
+
+def _lock_and_load(s: Session, patient_ids: list[str]) -> dict[str, list[Alert]]:
+    """Lock the patients' rows (in id order) and read all of their alerts, locked too."""
+    loaded: dict[str, list[Alert]] = {pid: [] for pid in patient_ids}
+    for part in chunks(sorted(patient_ids)):
+        s.execute(select(_patients.c.patient_id).where(_patients.c.patient_id.in_(part))
+                  .order_by(_patients.c.patient_id).with_for_update())
+        for r in s.execute(select(_alerts).where(_alerts.c.patient_id.in_(part))
+                           .order_by(_alerts.c.id).with_for_update()):
+            loaded[r.patient_id].append(_to_alert(r._mapping))
+    return loaded
+
+
+# ----------------------------------------------------------------------------------- persisting
+
+
+def _persist(s: Session, passes: list[Changes], loaded: dict[str, list[Alert]], now: datetime, cause: str,
+             as_of: date | None) -> dict[str, dict[str, Alert]]:
+    """Write the passes' changes (module docstring); returns each patient's changed alerts, final."""
+    before = {a.fingerprint: a for alerts in loaded.values() for a in alerts}
+    ids: dict[str, int] = {fp: a.id for fp, a in before.items() if a.id is not None}
+    finals = {ch.patient_id: ch.final() for ch in passes}
+    changed = [a for final in finals.values() for a in final.values()]
+
+    new = [a for a in changed if a.id is None]
+    if new:
+        rows = [{k: v for k, v in _values(a, ids).items() if k != "id"} for a in new]
+        returned = s.execute(insert(_alerts).returning(_alerts.c.id, _alerts.c.fingerprint,
+                                                       sort_by_parameter_order=True), rows)
+        ids.update({r.fingerprint: r.id for r in returned})
+    # changed alerts, and new ones whose inhibitor was new too (its id was not known at their insert)
+    updates = [a for a in changed if (a.id is not None and a != before[a.fingerprint])
+               or (a.id is None and a.inhibited_by is not None and a.inhibited_by not in before)]
+    if updates:
+        params = []
+        for a in updates:
+            v = _values(a, ids)
+            params.append({"b_id": ids[a.fingerprint], **{f"b_{c}": v[c] for c in _MUTABLE}})
+        s.execute(_update_by_id, params)
+
+    audit = [{"alert_id": ids[c.alert.fingerprint], "at": now, "actor": c.actor, "action": c.action,
+              "from_status": c.from_status, "to_status": c.alert.status, "severity": c.alert.severity,
+              "comment": c.comment, "details": c.details}
+             for ch in passes for c in ch.changes]
+    if audit:
+        s.execute(insert(_audit), audit)
+
+    seen: dict[date, list[int]] = defaultdict(list)
+    for ch in passes:
+        for a in ch.seen_again:
+            seen[a.as_of].append(ids[a.fingerprint])
+    for day, alert_ids in seen.items():
+        for part in chunks(alert_ids):
+            s.execute(update(_alerts).where(_alerts.c.id.in_(part)).values(as_of=day))
+
+    outbox = [_group_row(ch, ids, now, cause, as_of) for ch in passes if ch.notifications]
+    if outbox:
+        s.execute(upsert(s, _outbox).values(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    return finals
+
+
+def _group_row(ch: Changes, ids: dict[str, int], now: datetime, cause: str,
+               as_of: date | None) -> dict[str, Any]:
+    items = [(n.change, alert_as_dict({**_values(n.alert, ids), "id": ids[n.alert.fingerprint]}))
+             for n in ch.notifications]
+    key = notifications.dedupe_key(ch.patient_id, [(ids[n.alert.fingerprint], n.change, n.alert.revision)
+                                                   for n in ch.notifications])
+    return {"alert_id": None, "patient_id": ch.patient_id, "kind": notifications.KIND,
+            "payload": notifications.group_document(ch.patient_id, cause, as_of, now, items),
+            "dedupe_key": key, "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+
+
+# ------------------------------------------------------------------------------ reconciliation
 
 
 def reconcile_alerts(s: Session, patient_id: str, findings: list[Finding], as_of: date,
                      now: datetime) -> ReconcileResult:
-    """Bring the patient's alerts in line with the findings of one assessment (module docstring)."""
+    """Bring the patient's alerts in line with the findings of one assessment (monitor.alerts.reconcile)."""
     return reconcile_many(s, {patient_id: findings}, as_of, now)[patient_id]
 
 
 def reconcile_many(s: Session, findings_by_patient: dict[str, list[Finding]], as_of: date,
                    now: datetime) -> dict[str, ReconcileResult]:
-    """reconcile_alerts for a chunk of patients: their rows locked and their alerts read in one query
-    each, and the quiet "seen again as of" updates written in one statement."""
+    """reconcile_alerts for a chunk of patients: one lock, one read and one batch of writes for all."""
     pids = sorted(findings_by_patient)
-    tx = _Tx(s, now, SYSTEM)
-    existing: dict[str, dict[str, dict[str, Any]]] = {pid: {} for pid in pids}
-    for part in chunks(pids):
-        s.execute(select(_patients.c.patient_id).where(_patients.c.patient_id.in_(part))
-                  .order_by(_patients.c.patient_id).with_for_update())
-        for r in s.execute(select(_alerts).where(_alerts.c.patient_id.in_(part)).with_for_update()):
-            existing[r.patient_id][r.fingerprint] = dict(r._mapping)
-    results = {pid: _reconcile(tx, pid, findings_by_patient[pid], existing[pid], as_of)
-               for pid in pids}
-    for part in chunks(tx.seen_again):
-        s.execute(update(_alerts).where(_alerts.c.id.in_(part)).values(as_of=as_of))
-    return results
+    loaded = _lock_and_load(s, pids)
+    passes = [lifecycle.reconcile(pid, loaded[pid], findings_by_patient[pid], as_of, now) for pid in pids]
+    _persist(s, passes, loaded, now, "reassessment", as_of)
+    return {ch.patient_id: ch.counts() for ch in passes}
 
 
-def _reconcile(tx: _Tx, patient_id: str, findings: list[Finding], existing: dict[str, dict[str, Any]],
-               as_of: date) -> ReconcileResult:
-    result = ReconcileResult()
-    now = tx.now
-    for alert in existing.values():
-        if alert["status"] == "snoozed" and alert["snoozed_until"] is not None and alert["snoozed_until"] < now:
-            tx.change(alert, status="firing", snoozed_until=None)
-            tx.audit(alert, "unsnoozed", "snoozed", details={"reason": "snooze expired"})
-            result.unsnoozed += 1
-
-    wanted: dict[str, Finding] = {}
-    for f in findings:
-        if f.patient_id != patient_id:
-            raise ValueError(f"finding {f.fingerprint} is not about patient {patient_id}")
-        held = wanted.get(f.fingerprint)
-        if held is None or _rank(f.severity) > _rank(held.severity):
-            wanted[f.fingerprint] = f
-
-    for fp, f in wanted.items():
-        alert = existing.get(fp)
-        if alert is None:
-            _fire(tx, f, as_of)
-            result.fired += 1
-        elif alert["status"] in OPEN_STATUSES:
-            _refresh_open(tx, alert, f, as_of, result)
-        else:
-            _maybe_reopen(tx, alert, f, as_of, result)
-
-    for fp, alert in existing.items():
-        if fp not in wanted and alert["status"] in OPEN_STATUSES:
-            before = alert["status"]
-            tx.change(alert, status="resolved", resolved_at=now, resolution="auto",
-                      resolved_reason=f"condition no longer met as of {as_of.isoformat()}",
-                      severity_at_resolution=alert["severity"], snoozed_until=None, as_of=as_of)
-            tx.audit(alert, "resolved", before, details={"resolution": "auto", "as_of": as_of.isoformat()})
-            tx.notify(alert, "resolved")
-            result.resolved += 1
-    return result
-
-
-def _fire(tx: _Tx, f: Finding, as_of: date) -> None:
-    values = {"fingerprint": f.fingerprint, "patient_id": f.patient_id, "rule": f.rule, "episode": f.episode,
-              "status": "firing", "raised_at": tx.now, "updated_at": tx.now, "revision": 1,
-              **_finding_values(f, as_of)}
-    new_id = tx.s.execute(insert(_alerts).values(**values).returning(_alerts.c.id)).scalar_one()
-    alert = {c.name: None for c in _alerts.columns} | values | {"id": new_id}
-    # the clinical date it fired for (raised_at is wall-clock time): the outcome report dates alerts by it
-    tx.audit(alert, "fired", None, details={"as_of": as_of.isoformat()})
-    tx.notify(alert, "fired")
-
-
-def _refresh_open(tx: _Tx, alert: dict[str, Any], f: Finding, as_of: date, result: ReconcileResult) -> None:
-    new = _finding_values(f, as_of)
-    before_status, before_sev = alert["status"], alert["severity"]
-    if _rank(f.severity) > _rank(before_sev):
-        # a rise in severity breaks an acknowledgement or a snooze: someone must look again
-        tx.change(alert, status="firing", snoozed_until=None, **new)
-        tx.audit(alert, "escalated", before_status, details={"from_severity": before_sev})
-        tx.notify(alert, "escalated")
-        result.escalated += 1
-    elif _rank(f.severity) < _rank(before_sev):
-        tx.change(alert, **new)
-        tx.audit(alert, "deescalated", before_status, details={"from_severity": before_sev})
-        result.deescalated += 1
-        result.updated += 1
-    elif any(alert[k] != new[k] for k in ("message", "evidence", "reference")):
-        tx.change(alert, **new)
-        tx.audit(alert, "updated", before_status)
-        result.updated += 1
-    elif alert["as_of"] != as_of:
-        # seen again, nothing new: record when without a revision, audit row or notification
-        tx.seen_again.append(alert["id"])
-        alert["as_of"] = as_of
-
-
-def _maybe_reopen(tx: _Tx, alert: dict[str, Any], f: Finding, as_of: date, result: ReconcileResult) -> None:
-    manual = alert["resolution"] == "manual"
-    if manual and _rank(f.severity) <= _rank(alert["severity_at_resolution"]):
-        # a clinician closed it knowingly; it stays closed until it gets worse than it was then
-        if alert["as_of"] != as_of:
-            tx.seen_again.append(alert["id"])
-            alert["as_of"] = as_of
-        return
-    details = {"resolution_was": alert["resolution"], "resolved_at": _iso(alert["resolved_at"]),
-               "severity_at_resolution": alert["severity_at_resolution"]}
-    tx.change(alert, status="firing", resolved_at=None, resolution=None, resolved_reason=None,
-              severity_at_resolution=None, snoozed_until=None, acknowledged_by=None, **_finding_values(f, as_of))
-    tx.audit(alert, "reopened", "resolved", details=details)
-    tx.notify(alert, "reopened")
-    result.reopened += 1
-
-
-def _iso(v: datetime | None) -> str | None:
-    return v.isoformat() if v is not None else None
+def expire_snoozes(s: Session, now: datetime, limit: int = 1000) -> int:
+    """Expire the snoozes whose end time has passed (the scheduler's sweep; monitor.alerts.expire_snoozes),
+    for up to `limit` patients; returns how many alerts were unsnoozed."""
+    c = _alerts.c
+    pids = list(s.execute(select(c.patient_id).where(c.status == "snoozed", c.snoozed_until <= now)
+                          .group_by(c.patient_id).order_by(c.patient_id).limit(limit)).scalars())
+    if not pids:
+        return 0
+    loaded = _lock_and_load(s, pids)
+    passes = [lifecycle.expire_snoozes(pid, loaded[pid], now) for pid in pids]
+    _persist(s, passes, loaded, now, "snooze_expired", None)
+    return sum(ch.counts().unsnoozed for ch in passes)
 
 
 # ----------------------------------------------------------------------------- clinicians' actions
-
-
-def _load(s: Session, alert_id: int) -> dict[str, Any]:
-    row = s.execute(select(_alerts).where(_alerts.c.id == alert_id).with_for_update()).one_or_none()
-    if row is None:
-        raise AlertNotFound(f"alert {alert_id} does not exist")
-    return dict(row._mapping)
-
-
-def _actor(actor: str) -> str:
-    if not actor or not actor.strip():
-        raise AlertActionError("an action needs the name of who takes it")
-    return actor.strip()
 
 
 def _clock(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
 
 
+def _act(s: Session, alert_id: int, now: datetime | None,
+         decide: Callable[[list[Alert], str, datetime], Changes]) -> dict[str, Any]:
+    """Lock the alert's patient, load the patient's alerts, apply the action, persist, and return the
+    alert acted on as the API shows it."""
+    pid = s.execute(select(_alerts.c.patient_id).where(_alerts.c.id == alert_id)).scalar_one_or_none()
+    if pid is None:
+        raise AlertNotFound(f"alert {alert_id} does not exist")
+    when = _clock(now)
+    loaded = _lock_and_load(s, [pid])
+    target = next(a for a in loaded[pid] if a.id == alert_id)
+    ch = decide(loaded[pid], target.fingerprint, when)
+    finals = _persist(s, [ch], loaded, when, "action", None)
+    ids = {a.fingerprint: a.id for a in loaded[pid] if a.id is not None}
+    return alert_as_dict(_values(finals[pid].get(target.fingerprint, target), ids))
+
+
 def acknowledge(s: Session, alert_id: int, actor: str, comment: str | None = None,
                 now: datetime | None = None) -> dict[str, Any]:
-    alert = _load(s, alert_id)
-    if alert["status"] == "resolved":
-        raise AlertActionError(f"alert {alert_id} is resolved; it cannot be acknowledged")
-    if alert["status"] == "acknowledged":
-        raise AlertActionError(f"alert {alert_id} is already acknowledged (by {alert['acknowledged_by']})")
-    tx = _Tx(s, _clock(now), _actor(actor))
-    before = alert["status"]
-    tx.change(alert, status="acknowledged", acknowledged_by=tx.actor, snoozed_until=None)
-    tx.audit(alert, "acknowledged", before, comment)
-    return alert_as_dict(alert)
+    return _act(s, alert_id, now,
+                lambda alerts, fp, when: lifecycle.acknowledge(alerts, fp, actor, comment, when))
 
 
 def snooze(s: Session, alert_id: int, until: datetime, actor: str, comment: str | None = None,
            now: datetime | None = None) -> dict[str, Any]:
-    alert = _load(s, alert_id)
-    if alert["status"] == "resolved":
-        raise AlertActionError(f"alert {alert_id} is resolved; it cannot be snoozed")
-    tx = _Tx(s, _clock(now), _actor(actor))
-    if until.tzinfo is None:
-        raise AlertActionError("snooze until needs a time zone")
-    if until <= tx.now:
-        raise AlertActionError(f"snooze until {until.isoformat()} is not in the future")
-    before = alert["status"]
-    tx.change(alert, status="snoozed", snoozed_until=until)
-    tx.audit(alert, "snoozed", before, comment, details={"until": until.isoformat()})
-    return alert_as_dict(alert)
+    return _act(s, alert_id, now,
+                lambda alerts, fp, when: lifecycle.snooze(alerts, fp, until, actor, comment, when))
 
 
-def resolve(s: Session, alert_id: int, actor: str, comment: str, now: datetime | None = None) -> dict[str, Any]:
-    if not comment or not comment.strip():
-        raise AlertActionError("resolving an alert by hand needs a comment saying why")
-    alert = _load(s, alert_id)
-    if alert["status"] == "resolved":
-        raise AlertActionError(f"alert {alert_id} is already resolved")
-    tx = _Tx(s, _clock(now), _actor(actor))
-    before = alert["status"]
-    tx.change(alert, status="resolved", resolved_at=tx.now, resolution="manual", resolved_reason=comment.strip(),
-              severity_at_resolution=alert["severity"], snoozed_until=None)
-    tx.audit(alert, "resolved", before, comment.strip(), details={"resolution": "manual"})
-    return alert_as_dict(alert)
+def resolve(s: Session, alert_id: int, actor: str, comment: str,
+            now: datetime | None = None) -> dict[str, Any]:
+    lifecycle.check_resolution_comment(comment)  # the reason is asked for before the alert is looked up
+    return _act(s, alert_id, now,
+                lambda alerts, fp, when: lifecycle.resolve(alerts, fp, actor, comment, when))
 
 
-def assign(s: Session, alert_id: int, assignee: str, actor: str, now: datetime | None = None) -> dict[str, Any]:
-    alert = _load(s, alert_id)
-    if alert["status"] == "resolved":
-        raise AlertActionError(f"alert {alert_id} is resolved; it cannot be assigned")
-    tx = _Tx(s, _clock(now), _actor(actor))
-    assignee = (assignee or "").strip()
-    if not assignee:
-        raise AlertActionError("assign needs an assignee")
-    if alert["assigned_to"] == assignee:
-        return alert_as_dict(alert)  # nothing changes: no audit row
-    previous = alert["assigned_to"]
-    tx.change(alert, assigned_to=assignee)
-    tx.audit(alert, "assigned", alert["status"], details={"from": previous, "to": assignee})
-    return alert_as_dict(alert)
+def assign(s: Session, alert_id: int, assignee: str, actor: str,
+           now: datetime | None = None) -> dict[str, Any]:
+    return _act(s, alert_id, now,
+                lambda alerts, fp, when: lifecycle.assign(alerts, fp, assignee, actor, when))
 
 
 def comment(s: Session, alert_id: int, actor: str, text: str, now: datetime | None = None) -> dict[str, Any]:
-    if not text or not text.strip():
-        raise AlertActionError("a comment cannot be empty")
-    alert = _load(s, alert_id)
-    tx = _Tx(s, _clock(now), _actor(actor))
-    # a comment changes nothing about the alert itself: audit row only, no revision
-    tx.audit(alert, "commented", alert["status"], text.strip())
-    return alert_as_dict(alert)
+    lifecycle.check_comment(text)
+    return _act(s, alert_id, now, lambda alerts, fp, when: lifecycle.comment(alerts, fp, actor, text, when))

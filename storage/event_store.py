@@ -23,14 +23,12 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.events import (
-    STATUS_RANK,
-    USABLE_STATUSES,
     LabResult,
     MedicationEvent,
     Patient,
     construct_trusted,
 )
-from monitor.timeline import Timeline
+from monitor.timeline import Timeline, version_key
 from storage._sql import chunks, in_list, is_postgres, upsert
 from storage.models import EventRow, PatientRow
 
@@ -39,7 +37,6 @@ log = logging.getLogger("imn.storage")
 AnyEvent = Patient | LabResult | MedicationEvent
 _events = EventRow.__table__  # type: ignore[attr-defined]
 _patients = PatientRow.__table__  # type: ignore[attr-defined]
-_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 _MODELS: dict[str, type[AnyEvent]] = {"patient": Patient, "lab": LabResult, "medication": MedicationEvent}
 INSERT_CHUNK = 1000
 
@@ -55,13 +52,6 @@ class StoreResult:
     @property
     def stored(self) -> int:
         return self.accepted + self.corrected + self.retracted
-
-
-def version_key(status: str | None, recorded_at: datetime | None, content_hash: str) -> tuple[int, datetime, str]:
-    """monitor.timeline's ordering of an identity's versions, computed from stored columns.
-
-    Mirrors monitor.timeline._version_key (a unit test holds the two together)."""
-    return STATUS_RANK.get(status or "final", 1), recorded_at or _EPOCH, content_hash
 
 
 @dataclass
@@ -315,27 +305,6 @@ def event_from_payload(kind: str, payload: dict[str, Any], trusted: bool = True)
     return construct_trusted(model, data)
 
 
-def _timeline_of_current(patient_id: str, events: list[AnyEvent]) -> Timeline:
-    """Timeline.build for events already reduced to one current version per identity: skips the
-    version resolution (computing identities is the costly part of a nightly run)."""
-    patient = None
-    labs: list[LabResult] = []
-    meds: list[MedicationEvent] = []
-    preliminary: list[LabResult] = []
-    for ev in events:
-        if isinstance(ev, Patient):
-            patient = ev
-        elif ev.status == "preliminary" and isinstance(ev, LabResult):
-            preliminary.append(ev)
-        elif ev.status not in USABLE_STATUSES:
-            continue
-        elif isinstance(ev, LabResult):
-            labs.append(ev)
-        else:
-            meds.append(ev)
-    return Timeline._make(patient_id, patient, labs, meds, preliminary)
-
-
 def load_timelines(s: Session, patient_ids: list[str], trusted: bool = True) -> dict[str, Timeline]:
     """Timelines of the known patients among `patient_ids` (unknown ids are absent), one query per
     chunk. A known patient with no usable events gets an empty timeline, so stale alerts resolve."""
@@ -352,7 +321,7 @@ def load_timelines(s: Session, patient_ids: list[str], trusted: bool = True) -> 
         for pid, kind, payload in rows:
             grouped.setdefault(pid, []).append(event_from_payload(kind, payload, trusted))
         for pid, evs in grouped.items():
-            out[pid] = _timeline_of_current(pid, evs) if trusted else Timeline.build(pid, evs)
+            out[pid] = Timeline.of_current(pid, evs) if trusted else Timeline.build(pid, evs)
     return out
 
 

@@ -16,12 +16,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
+from monitor.alerts import ALERT_STATUSES, OPEN_STATUSES
+
+__all__ = ["ALERT_STATUSES", "OPEN_STATUSES"]  # defined by the lifecycle (monitor.alerts); re-exported
+
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
 INBOX_STATES = ("received", "processing", "processed", "failed")
-ALERT_STATUSES = ("firing", "acknowledged", "snoozed", "resolved")
-OPEN_STATUSES = ("firing", "acknowledged", "snoozed")
 OUTBOX_STATES = ("pending", "delivered", "dead")
 
 
@@ -135,8 +137,17 @@ class AlertRow(SQLModel, table=True):
     severity_at_resolution: str | None = Field(default=None, max_length=16)
     # bumped by every change; part of the outbox dedupe key (one notification per change)
     revision: int = Field(default=1)
+    # the open alert of the same patient that mutes this one (monitor/inhibitions.py), by id and by
+    # fingerprint (the lifecycle's key); no foreign key: alerts are never deleted, and adding one to
+    # an existing SQLite table would mean rebuilding the table its audit trail points to
+    inhibited_by: int | None = Field(default=None, sa_column=Column(BigId, nullable=True))
+    inhibited_by_fingerprint: str | None = Field(default=None, max_length=300)
 
-    __table_args__ = (Index("ix_alerts_patient_status", "patient_id", "status"),)
+    __table_args__ = (
+        Index("ix_alerts_patient_status", "patient_id", "status"),
+        # the sweep finds expired snoozes by their end time (most rows are NULL)
+        Index("ix_alerts_snoozed_until", "snoozed_until"),
+    )
 
 
 class AlertAuditRow(SQLModel, table=True):
@@ -157,10 +168,14 @@ class AlertAuditRow(SQLModel, table=True):
 
 
 class OutboxRow(SQLModel, table=True):
+    """One notification message: since migration 0005 the alert group of one patient and pass
+    (monitor/notifications.py, kind "alert_group"); alert_id is only set on rows older than that."""
+
     __tablename__ = "outbox"
 
     id: int | None = _pk()
-    alert_id: int = _fk("alerts.id")
+    alert_id: int | None = _fk("alerts.id", nullable=True)
+    patient_id: str = Field(max_length=64)
     kind: str = Field(max_length=16)
     payload: dict[str, Any] = _json(nullable=False)
     dedupe_key: str = Field(max_length=200, unique=True)

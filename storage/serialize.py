@@ -1,11 +1,16 @@
 """Rows as the API shows them (JSON-ready dicts). Shared by the views and the outbox payloads, so a
-webhook receives exactly what `imn-monitor alerts --json` prints."""
+webhook receives exactly what `imn-monitor alerts --json` prints.
+
+An alert also shows `inhibited_by` ({"id", "fingerprint"} of the open alert muting it, or null) and
+`group` (the notification group it belongs to: its patient, monitor.notifications.group_key)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
+
+from monitor.notifications import group_key
 
 ALERT_FIELDS = (
     "id", "patient_id", "rule", "episode", "fingerprint", "severity", "status", "message", "evidence",
@@ -23,6 +28,9 @@ def iso(value: Any) -> Any:
 def alert_as_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: iso(row[k]) for k in ALERT_FIELDS}
     out["evidence"] = list(row["evidence"] or [])
+    by = row["inhibited_by_fingerprint"]
+    out["inhibited_by"] = {"id": row["inhibited_by"], "fingerprint": by} if by else None
+    out["group"] = group_key(row["patient_id"])
     return out
 
 

@@ -1,7 +1,8 @@
 """Webhook subscriptions and their deliveries (the clinician feed's consumers).
 
-Fan-out: every outbox row created after a subscription was created and matching its filters gets one
-`webhook_deliveries` row for it; UNIQUE(subscription_id, outbox_id) plus ON CONFLICT DO NOTHING make
+Fan-out: every outbox row (one patient's alert group) created after a subscription was created, with
+at least one change matching its filters (monitor.notifications.route), gets one `webhook_deliveries`
+row for it; the delivery carries the matching changes only; UNIQUE(subscription_id, outbox_id) plus ON CONFLICT DO NOTHING make
 the fan-out idempotent, so it may run in every sweep and in several processes at once. It reads the
 outbox rows of the last FANOUT_LOOKBACK (not "ids above a cursor": ids are allocated before commit,
 so a cursor could step over a row whose transaction commits late).
@@ -25,14 +26,13 @@ from urllib.parse import urlparse
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from monitor import notifications
 from storage._sql import upsert
 from storage.models import OutboxRow, WebhookDeliveryRow, WebhookSubscriptionRow
 from storage.serialize import iso
 
 FANOUT_LOOKBACK = timedelta(days=2)
 CLAIM_LEASE = timedelta(seconds=120)  # longer than any HTTP attempt (10 s timeout)
-FILTER_KEYS = ("rules", "severities", "patients")
-SEVERITIES = ("info", "warning", "critical")
 
 _subs = WebhookSubscriptionRow.__table__  # type: ignore[attr-defined]
 _deliv = WebhookDeliveryRow.__table__  # type: ignore[attr-defined]
@@ -54,32 +54,15 @@ class Claimed:
     secret: str
     attempts: int
     kind: str
-    payload: dict[str, Any]
+    payload: dict[str, Any]  # the whole group (monitor.notifications.group_document)
+    filters: dict[str, Any]  # the subscription's: deliver notifications.route(filters, payload)
 
 
 def normalise_filters(filters: dict[str, Any] | None) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for k, v in (filters or {}).items():
-        if k not in FILTER_KEYS:
-            raise SubscriptionError(f"unknown filter {k!r}; expected one of {', '.join(FILTER_KEYS)}")
-        if v is None:
-            continue
-        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-            raise SubscriptionError(f"filter {k!r} must be a list of strings")
-        if k == "severities" and (bad := [x for x in v if x not in SEVERITIES]):
-            raise SubscriptionError(f"unknown severities {bad}; expected {', '.join(SEVERITIES)}")
-        if v:
-            out[k] = sorted(set(v))
-    return out
-
-
-def matches(filters: dict[str, Any], payload: dict[str, Any]) -> bool:
-    """An outbox payload (an alert as dict) against a subscription's filters (empty = everything)."""
-    for key, field in (("rules", "rule"), ("severities", "severity"), ("patients", "patient_id")):
-        wanted = filters.get(key)
-        if wanted and payload.get(field) not in wanted:
-            return False
-    return True
+    try:
+        return notifications.normalise_filters(filters)
+    except notifications.FilterError as exc:
+        raise SubscriptionError(str(exc)) from None
 
 
 def subscription_as_dict(row: Any) -> dict[str, Any]:
@@ -134,7 +117,7 @@ def deactivate_subscription(s: Session, sub_id: int, now: datetime) -> bool:
 def list_deliveries(s: Session, sub_id: int, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     c = _deliv.c
     q = (select(c.id, c.outbox_id, c.state, c.attempts, c.next_attempt_at, c.last_error, c.created_at,
-                c.delivered_at, _outbox.c.kind, _outbox.c.alert_id)
+                c.delivered_at, _outbox.c.kind, _outbox.c.patient_id, _outbox.c.alert_id)
          .select_from(_deliv.join(_outbox, _outbox.c.id == c.outbox_id))
          .where(c.subscription_id == sub_id).order_by(c.id.desc()).limit(limit))
     if state is not None:
@@ -164,7 +147,7 @@ def fan_out(s: Session, now: datetime, limit: int = 5000) -> int:
         )
         rows = [{"subscription_id": sub.id, "outbox_id": r.id, "state": "pending", "attempts": 0,
                  "next_attempt_at": now, "created_at": now}
-                for r in missing if matches(sub.filters or {}, r.payload or {})]
+                for r in missing if notifications.route(sub.filters or {}, r.payload or {}) is not None]
         if rows:
             res = s.execute(upsert(s, _deliv).values(rows)
                             .on_conflict_do_nothing(index_elements=["subscription_id", "outbox_id"]))
@@ -190,7 +173,7 @@ def claim_delivery(s: Session, delivery_id: int, now: datetime) -> Claimed | Non
         return None
     r = s.execute(
         select(c.id, c.subscription_id, c.outbox_id, c.attempts, _subs.c.url, _subs.c.secret, _subs.c.active,
-               _outbox.c.kind, _outbox.c.payload)
+               _subs.c.filters, _outbox.c.kind, _outbox.c.payload)
         .select_from(_deliv.join(_subs, _subs.c.id == c.subscription_id).join(_outbox, _outbox.c.id == c.outbox_id))
         .where(c.id == delivery_id)
     ).one()
@@ -198,7 +181,8 @@ def claim_delivery(s: Session, delivery_id: int, now: datetime) -> Claimed | Non
         s.execute(update(_deliv).where(c.id == delivery_id)
                   .values(state="dead", next_attempt_at=None, last_error="subscription deactivated"))
         return None
-    return Claimed(r.id, r.subscription_id, r.outbox_id, r.url, r.secret, r.attempts, r.kind, r.payload)
+    return Claimed(r.id, r.subscription_id, r.outbox_id, r.url, r.secret, r.attempts, r.kind, r.payload,
+                   r.filters or {})
 
 
 def mark_delivery_done(s: Session, delivery_id: int, now: datetime) -> None:

@@ -8,7 +8,7 @@ duplicated task changes nothing the second time.
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import OperationalError
 
@@ -22,6 +22,7 @@ from tasks.runtime import Runtime, get
 
 log = logging.getLogger("imn.tasks")
 DEBOUNCE_KEY = "imn:reassess:{}"
+SNOOZE_BATCH = 500  # patients whose snoozes expire per transaction
 # a database that is restarting is worth waiting for: retry with backoff instead of failing.
 # Jitter draws each delay from 0..backoff, so allow many tries (about 10-15 minutes of outage);
 # past that the sweeper re-drives the work from the database.
@@ -145,12 +146,25 @@ def sweep_once(rt: Runtime) -> dict[str, int]:
     redriven = 0
     for as_of in unfinished:
         redriven += redrive_nightly(rt, as_of)
+    unsnoozed = expire_snoozes(rt, now)
     notes = enqueue_due_notifications(rt)
     counts = {"inbox": len(inbox_ids), "patients": len(stale_patients), "nightly_patients": redriven,
-              "notifications": notes}
+              "unsnoozed": unsnoozed, "notifications": notes}
     if any(counts.values()):
         log.info("sweep re-drove %s", counts)
     return counts
+
+
+def expire_snoozes(rt: Runtime, now: datetime) -> int:
+    """A snooze is a silence with an end time: it expires by the clock, here, without waiting for the
+    patient's next reassessment (audit row; a notification when the alert fires again)."""
+    total = 0
+    while True:
+        with session(rt.engine) as s:
+            n = repo.expire_snoozes(s, now, limit=SNOOZE_BATCH)
+        if n == 0:
+            return total
+        total += n
 
 
 def redrive_nightly(rt: Runtime, as_of: date) -> int:

@@ -1,7 +1,9 @@
 """Outbox -> webhook, signed with HMAC-SHA256 over timestamp and body.
 
-Headers: X-IMN-Delivery (outbox id, stable across retries: receivers deduplicate on it),
-X-IMN-Timestamp (unix seconds), X-IMN-Signature: sha256=<hex of HMAC(secret, f"{timestamp}.{body}")>.
+Body: one patient's alert group (monitor/notifications.py) with the delivery id,
+{"delivery_id", "kind": "alert_group", "version": 1, "group", "patient_id", "cause", "as_of", "at",
+"changes": [{"change", "alert"}, ...]}. Headers: X-IMN-Delivery (outbox id, stable across retries:
+receivers deduplicate on it), X-IMN-Timestamp (unix seconds), X-IMN-Signature: sha256=<hex of HMAC(secret, f"{timestamp}.{body}")>.
 A failed delivery is not retried by a countdown (pitfall: held by the worker, redelivered twice);
 it gets next_attempt_at with exponential backoff and the sweeper re-drives it when due.
 """
@@ -71,8 +73,7 @@ def deliver(rt: Runtime, outbox_id: int, client: httpx.Client | None = None) -> 
         if row is None or row.state != "pending" or (row.next_attempt_at and row.next_attempt_at > now):
             return row.state if row is not None else "missing"
         secret = st.webhook_secret.get_secret_value().encode() if st.webhook_secret else b""
-        error = post_signed(st.webhook_url, secret, row.id,
-                            {"delivery_id": row.id, "kind": row.kind, "alert": row.payload}, client,
+        error = post_signed(st.webhook_url, secret, row.id, {"delivery_id": row.id, **row.payload}, client,
                             allow_private=st.webhook_allow_private)
         if error is None:
             repo.mark_delivered(s, row.id, now)

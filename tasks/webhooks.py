@@ -3,7 +3,8 @@
 Each delivery is signed exactly like the single IMN_WEBHOOK_URL path (tasks.notify.sign): headers
 X-IMN-Delivery (the delivery id: stable across retries, receivers deduplicate on it),
 X-IMN-Timestamp (unix seconds), X-IMN-Signature: sha256=<hex HMAC(secret, f"{timestamp}.{body}")>,
-with the subscription's own secret. Body: {"delivery_id", "outbox_id", "kind", "alert"}. A failed
+with the subscription's own secret. Body: the patient's alert group with only the changes the
+subscription's filters match (monitor.notifications.route), plus "delivery_id" and "outbox_id". A failed
 attempt gets next_attempt_at with exponential backoff (IMN_WEBHOOK_BACKOFF_S * 2**(n-1)) and is dead
 after IMN_WEBHOOK_MAX_ATTEMPTS; the sweeper re-drives due deliveries.
 """
@@ -14,6 +15,7 @@ import logging
 
 import httpx
 
+from monitor import notifications
 from storage import subscriptions as subs
 from storage.db import session
 from tasks.ingest import utcnow
@@ -43,9 +45,11 @@ def deliver(rt: Runtime, delivery_id: int, client: httpx.Client | None = None) -
         job = subs.claim_delivery(s, delivery_id, utcnow())
     if job is None:
         return "skipped"
+    # fan-out created this delivery because some change matched, and filters never change
+    document = notifications.route(job.filters, job.payload) or {**job.payload, "changes": []}
     error = post_signed(job.url, job.secret.encode(), job.delivery_id,
-                        {"delivery_id": job.delivery_id, "outbox_id": job.outbox_id, "kind": job.kind,
-                         "alert": job.payload}, client, allow_private=st.webhook_allow_private)
+                        {"delivery_id": job.delivery_id, "outbox_id": job.outbox_id, **document}, client,
+                        allow_private=st.webhook_allow_private)
     with session(rt.engine) as s:
         if error is None:
             subs.mark_delivery_done(s, job.delivery_id, utcnow())

@@ -92,7 +92,11 @@ class FaultStack(Stack):
         assert self.scalar("select count(distinct fingerprint) from alerts") == patients
         assert self.scalar("select count(distinct patient_id) from alerts where rule = 'albumin_low_thrombosis'") == patients
         assert self.scalar("select count(*) from alert_audit where action = 'fired'") == patients
-        assert self.scalar("select count(*) from outbox where kind = 'fired'") == patients
+        # one notification group per patient (outbox row), holding its one alert's "fired"
+        assert self.scalar("select count(distinct patient_id) from outbox") == patients
+        assert self.scalar("select count(*) from outbox") == patients
+        assert self.scalar("select count(*) from outbox, jsonb_array_elements(payload->'changes') c"
+                           " where c->>'change' = 'fired'") == patients
         assert self.scalar("select count(*) from outbox") == self.scalar("select count(distinct dedupe_key) from outbox")
         assert self.scalar("select count(*) from alerts where as_of <> :d", d=night) == 0
         row = self.rows(f"select state, finished_at from nightly_runs where as_of = '{night}'")[0]

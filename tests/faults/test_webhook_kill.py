@@ -1,6 +1,6 @@
 """Fault: the celery worker SIGKILLed while it is delivering notifications, on both delivery paths:
-the single IMN_WEBHOOK_URL (one `outbox` row per alert change) and a webhook subscription (one
-`webhook_deliveries` row per outbox row and subscription).
+the single IMN_WEBHOOK_URL (one `outbox` row per patient's alert group; one alert per patient here)
+and a webhook subscription (one `webhook_deliveries` row per outbox row and subscription).
 
 A real HTTP receiver on loopback kills the worker from inside the request: the first request on each
 path, once its body is read, SIGKILLs the whole worker (parent and child) before it answers 200 to the
@@ -150,7 +150,7 @@ def _run(fstack: FaultStack, rcv: KillingReceiver) -> None:
            " + (select count(*) from webhook_deliveries where state <> 'delivered')"
     fstack.sweep_until(lambda: fstack.scalar(left) == 0, every=0.5)  # re-drives what the killed workers held
 
-    # the database: one notification per alert, each recorded delivered exactly once, per path
+    # the database: one notification group per patient, each recorded delivered exactly once, per path
     assert fstack.scalar("select count(*) from alerts") == PATIENTS
     assert fstack.scalar("select count(*) from outbox") == PATIENTS
     assert fstack.scalar("select count(distinct dedupe_key) from outbox") == PATIENTS

@@ -51,6 +51,18 @@ def cohort() -> list[dict]:
     return ev
 
 
+def relapse_case(pid: str = "P-REL") -> list[dict]:
+    """A complete remission, then proteinuria back above 3.5 g/d (confirmed a week later: a critical
+    relapse) with the anti-PLA2R titer rising from 12 to 80 RU/mL (titer_rising, inhibited by it)."""
+    ev: list[dict] = [{"type": "patient", "patient_id": pid, "birth_date": "1966-05-05", "sex": "male"}]
+    for day, prot in [("2024-01-10", 6.0), ("2024-06-01", 0.2), ("2024-06-15", 0.2), ("2025-08-01", 5.0),
+                      ("2025-08-10", 5.2)]:
+        ev.append(lab(pid, "proteinuria_24h", prot, "g/d", day))
+    for day, titer in [("2024-06-01", 10), ("2025-01-02", 12), ("2025-08-01", 80)]:
+        ev.append(lab(pid, "anti_pla2r", titer, "RU/mL", day))
+    return ev
+
+
 def ndjson(events: list[dict]) -> bytes:
     return ("\n".join(json.dumps(e) for e in events) + "\n").encode()
 

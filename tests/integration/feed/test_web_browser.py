@@ -61,3 +61,28 @@ def test_clinician_logs_in_sees_the_critical_alert_and_acknowledges_it(  # type:
     page.wait_for_function("() => document.querySelector('img.chart').naturalWidth > 800")
     page.screenshot(path=str(shots / "patient.png"), full_page=True)
     page.close()
+
+
+def test_an_inhibited_alert_is_marked_in_its_patient_group_and_links_to_its_inhibitor(  # type: ignore[no-untyped-def]
+        seeded, keys, live_server, browser, tmp_path) -> None:
+    from tests.integration.feed.conftest_web import ingest, relapse_case
+
+    ingest(seeded, relapse_case())
+    shots = Path(os.environ.get("IMN_SCREENSHOT_DIR") or tmp_path)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+    page.goto(live_server + "/ui/login")
+    page.fill("input[name=key]", keys.clinician)
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server + "/")
+    group = page.locator("section.group[data-group='patient:P-REL']")
+    muted = group.locator("article.alert.inhibited")
+    assert muted.count() == 1 and "titer_rising" in muted.inner_text()
+    assert "inhibited" in muted.locator(".badge.inhibited").inner_text().lower()
+    inhibitor = group.locator("article.alert.critical", has_text="relapse")
+    target = inhibitor.get_attribute("id")
+    page.screenshot(path=str(shots / "grouped.png"), full_page=True)
+    muted.locator("p.inhibition a").click()
+    page.wait_for_url(f"{live_server}/#{target}")
+    assert page.evaluate("() => location.hash") == f"#{target}"
+    page.close()

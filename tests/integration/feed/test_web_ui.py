@@ -89,3 +89,39 @@ def test_logout_clears_the_session(seeded, client, keys) -> None:  # type: ignor
     assert r.status_code == 303
     client.cookies.clear()
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_alerts_are_grouped_per_patient_and_an_inhibited_one_links_to_its_inhibitor(seeded, client, keys) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.feed.conftest_web import ingest, relapse_case
+
+    ingest(seeded, relapse_case())
+    listed = client.get("/alerts", params={"patient": "P-REL"}, headers=bearer(keys.clinician)).json()["items"]
+    by_rule = {a["rule"]: a for a in listed}
+    assert set(by_rule) == {"relapse", "titer_rising"}
+    relapse, titer = by_rule["relapse"], by_rule["titer_rising"]
+    assert titer["inhibited_by"] == {"id": relapse["id"], "fingerprint": relapse["fingerprint"]}
+    assert relapse["inhibited_by"] is None and {a["group"] for a in listed} == {"patient:P-REL"}
+    # FHIR: the inhibited alert's Flag references the inhibiting alert's Flag (a valid R4 extension)
+    from fhir.resources.R4B.flag import Flag
+
+    flag = Flag.model_validate(client.get(f"/fhir/Flag/{titer['id']}", headers=bearer(keys.clinician)).json())
+    refs = [e.valueReference.reference for e in flag.extension if e.url.endswith("inhibited-by")]
+    assert refs == [f"Flag/{relapse['id']}"]
+    flag = client.get(f"/fhir/Flag/{relapse['id']}", headers=bearer(keys.clinician)).json()
+    assert not any(e["url"].endswith("inhibited-by") for e in flag["extension"])
+
+    _login(client, keys.clinician)
+    page = client.get("/").text
+    group = page[page.index('data-group="patient:P-REL"'):]
+    group = group[:group.index("</section>")]
+    # the active relapse first, then the inhibited titer alert, marked and linked to the relapse
+    assert group.index(f'id="alert-{relapse["id"]}"') < group.index(f'id="alert-{titer["id"]}"')
+    card = group[group.index(f'id="alert-{titer["id"]}"'):]
+    assert 'class="alert warning inhibited"' in group and f'data-inhibited-by="{relapse["id"]}"' in card
+    assert f'href="#alert-{relapse["id"]}">relapse (critical) #{relapse["id"]}</a>' in card
+    assert "no notifications while that alert is open" in card and "announces months ahead" in card
+    # groups in the order of their most severe active alert: P-REL and P-ALB (critical) before P-CSA
+    order = [m.group(1) for m in re.finditer(r'data-group="patient:([^"]+)"', page)]
+    assert order.index("P-REL") < order.index("P-CSA") and order.index("P-ALB") < order.index("P-CSA")
+    patient = client.get("/ui/patients/P-REL").text
+    assert f'href="#alert-{relapse["id"]}">relapse (critical) #{relapse["id"]}</a>' in patient

@@ -110,11 +110,20 @@ def test_every_subscription_gets_its_matching_notifications_signed(web_rt, recei
                    {"patients": ["P-CSA"], "rules": ["csa_trough_low"]})
     ingest(web_rt, cohort())  # the embedded default delivers inline
     outbox = _outbox(web_rt)
-    assert len(outbox) >= 3
+    # one notification group per patient: one outbox row and one delivery per receiver each
+    assert sorted(_payload(o)["patient_id"] for o in outbox) == ["P-ALB", "P-CSA", "P-RTX"]
     assert sorted(r["outbox_id"] for r in everything.received) == sorted(o["id"] for o in outbox)
-    assert {r["alert"]["severity"] for r in critical.received} == {"critical"}
-    assert len(critical.received) == sum(1 for o in outbox if _payload(o)["severity"] == "critical")
-    assert [(r["alert"]["patient_id"], r["alert"]["rule"]) for r in one_patient.received] == [("P-CSA", "csa_trough_low")]
+    by_id = {o["id"]: _payload(o) for o in outbox}
+    for r in everything.received:  # the unfiltered receiver gets each whole group, version 1
+        assert (r["kind"], r["version"], r["group"]) == ("alert_group", 1, f"patient:{r['patient_id']}")
+        assert r["changes"] == by_id[r["outbox_id"]]["changes"] and r["changes"]
+        assert {c["alert"]["patient_id"] for c in r["changes"]} == {r["patient_id"]}
+    # a filtered receiver gets the groups with a matching change, holding only the matching changes
+    assert {c["alert"]["severity"] for r in critical.received for c in r["changes"]} == {"critical"}
+    assert len(critical.received) == sum(1 for o in outbox if any(c["alert"]["severity"] == "critical"
+                                                                   for c in _payload(o)["changes"]))
+    assert [(c["alert"]["patient_id"], c["alert"]["rule"]) for r in one_patient.received for c in r["changes"]] == [
+        ("P-CSA", "csa_trough_low")]
     assert all(r.bad_signatures == 0 for r in receivers)
     assert _states(web_rt, a) == Counter(delivered=len(outbox))
     assert set(_states(web_rt, c)) == {"delivered"} and set(_states(web_rt, p)) == {"delivered"}
@@ -184,7 +193,7 @@ def test_webhook_endpoints_roles_and_delivery_status(web_rt, client, keys, recei
     ingest(web_rt, cohort())
     d = client.get(f"/webhooks/{created['id']}/deliveries", headers=bearer(keys.clinician)).json()
     assert d["counts"] == {"delivered": len(rcv.received)} and len(rcv.received) >= 1
-    assert d["deliveries"][0]["kind"] == "fired"
+    assert d["deliveries"][0]["kind"] == "alert_group" and d["deliveries"][0]["patient_id"]
     assert client.delete(f"/webhooks/{created['id']}", headers=bearer(keys.clinician)).status_code == 403
     assert client.delete(f"/webhooks/{created['id']}", headers=bearer(keys.admin)).status_code == 204
     assert client.delete(f"/webhooks/{created['id']}", headers=bearer(keys.admin)).status_code == 404

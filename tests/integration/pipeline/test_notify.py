@@ -76,6 +76,51 @@ def test_receiver_down_then_up_gets_every_notification_exactly_once(pg_runtime) 
         ids = Counter(r["delivery"] for r in server.received)
         assert len(ids) == total and set(ids.values()) == {1}
         assert server.bad_signatures == 0
-        assert {r["alert"]["rule"] for r in server.received} >= {"csa_trough_low", "albumin_low_thrombosis"}
+        # one delivery per patient: the patient's alert group
+        assert sorted(r["patient_id"] for r in server.received) == ["P-ALB", "P-CSA"]
+        assert all(r["kind"] == "alert_group" and r["version"] == 1 for r in server.received)
+        assert {c["alert"]["rule"] for r in server.received for c in r["changes"]} >= {"csa_trough_low",
+                                                                                     "albumin_low_thrombosis"}
+    finally:
+        server.shutdown()
+
+
+def test_the_sweep_expires_a_snooze_by_the_clock_and_notifies_once(pg_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from storage import repository as repo
+    from storage.db import session
+    from tasks.app import app
+
+    rt = pg_runtime
+    # the embedded mode, as the CLI configures it: the sweep's delivery tasks run in this process
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    monkeypatch.setitem(app.conf, "task_eager_propagates", True)
+    server = Receiver()
+    server.up = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rt.settings.webhook_url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        rt.settings.webhook_allow_private = True  # the receiver is on loopback
+        rt.settings.webhook_secret = SecretStr(SECRET.decode())
+        data = ("\n".join(json.dumps(e) for e in cohort()) + "\n").encode()
+        jobs.run_inline_ingest(rt, [a.inbox_id for a in accept(rt, data, "ndjson", "feed.ndjson")], date(2025, 9, 1))
+        assert len(server.received) == 2
+        with rt.engine.connect() as c:
+            alert_id = c.exec_driver_sql("select id from alerts where rule = 'csa_trough_low'").scalar()
+        now = datetime.now(UTC)
+        with session(rt.engine) as s:  # snoozed an hour ago until a second ago: due now
+            repo.snooze(s, alert_id, now - timedelta(seconds=1), "dr.who", now=now - timedelta(hours=1))
+        assert jobs.sweep_once(rt)["unsnoozed"] == 1  # no reassessment of the patient needed
+        with rt.engine.connect() as c:
+            status = c.exec_driver_sql(f"select status from alerts where id = {alert_id}").scalar()
+            actions = [r[0] for r in c.exec_driver_sql(
+                f"select action from alert_audit where alert_id = {alert_id} order by id")]
+        assert status == "firing" and actions == ["fired", "snoozed", "unsnoozed"]
+        last = server.received[-1]
+        assert len(server.received) == 3 and server.bad_signatures == 0
+        assert (last["patient_id"], last["cause"], [(c["change"], c["alert"]["id"]) for c in last["changes"]]) == (
+            "P-CSA", "snooze_expired", [("unsnoozed", alert_id)])
+        assert jobs.sweep_once(rt)["unsnoozed"] == 0 and len(server.received) == 3  # once
     finally:
         server.shutdown()

@@ -29,8 +29,10 @@ def _reconcile(engine, findings, as_of=D1, now=T0, pid="P1"):  # type: ignore[no
 
 
 def _outbox(engine) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """(change, severity) of every notified change, in order, whatever group it travelled in."""
     with session(engine, write=False) as s:
-        return [(r.kind, r.payload["severity"]) for r in s.execute(select(OutboxRow).order_by(OutboxRow.id)).scalars()]
+        return [(c["change"], c["alert"]["severity"])
+                for r in s.execute(select(OutboxRow).order_by(OutboxRow.id)).scalars() for c in r.payload["changes"]]
 
 
 def _alert(engine, fp="P1/titer_rising/e1"):  # type: ignore[no-untyped-def]
@@ -91,9 +93,9 @@ def test_lifecycle_fire_update_escalate_resolve_reopen(db) -> None:  # type: ign
     assert _audit_actions(db, a["id"]) == ["fired", "updated", "acknowledged", "escalated", "deescalated",
                                            "resolved", "reopened"]
     with session(db, write=False) as s:
-        # the outbox payload is the alert as the API shows it
+        # the outbox payload carries the alert as the API shows it
         payload = s.execute(select(OutboxRow.payload).order_by(OutboxRow.id.desc()).limit(1)).scalar_one()  # type: ignore[union-attr]
-    assert payload == _alert(db)
+    assert payload["changes"] == [{"change": "reopened", "alert": _alert(db)}]
 
 
 def test_manual_resolution_stays_unless_worse(db) -> None:  # type: ignore[no-untyped-def]
@@ -183,3 +185,70 @@ def test_actions_are_audited_and_guarded(db) -> None:  # type: ignore[no-untyped
     assert trail[2]["comment"] == "called the patient"
     assert (trail[4]["from_status"], trail[4]["to_status"]) == ("acknowledged", "resolved")
     assert _outbox(db) == [("fired", "warning")]  # clinicians' actions notify nobody
+
+
+def _groups(engine) -> list[dict]:  # type: ignore[no-untyped-def]
+    with session(engine, write=False) as s:
+        return [{"kind": r.kind, "patient_id": r.patient_id, "alert_id": r.alert_id, **r.payload}
+                for r in s.execute(select(OutboxRow).order_by(OutboxRow.id)).scalars()]
+
+
+def test_one_notification_group_per_patient_and_pass(db) -> None:  # type: ignore[no-untyped-def]
+    with session(db) as s:
+        repo.reconcile_many(s, {"P1": [finding(rule="csa_trough_low", episode="c"), finding(rule="cni_trough_high",
+                                                                                         episode="h")],
+                                "P2": [finding(pid="P2")]}, D1, T0)
+    groups = _groups(db)
+    assert [(g["kind"], g["patient_id"], g["alert_id"], g["cause"], g["as_of"]) for g in groups] == [
+        ("alert_group", "P1", None, "reassessment", "2025-06-01"), ("alert_group", "P2", None, "reassessment", "2025-06-01")]
+    assert [(c["change"], c["alert"]["rule"]) for c in groups[0]["changes"]] == [("fired", "csa_trough_low"),
+                                                                                ("fired", "cni_trough_high")]
+    assert groups[0]["group"] == "patient:P1" and groups[0]["changes"][0]["alert"]["group"] == "patient:P1"
+
+
+def test_inhibition_is_stored_shown_and_released(db) -> None:  # type: ignore[no-untyped-def]
+    relapse = finding(rule="relapse", episode="r1", severity="critical")
+    _reconcile(db, [finding(), relapse])
+    rel, titer = _alert(db, "P1/relapse/r1"), _alert(db)
+    assert titer["inhibited_by"] == {"id": rel["id"], "fingerprint": "P1/relapse/r1"}
+    assert rel["inhibited_by"] is None and titer["status"] == "firing"
+    assert _outbox(db) == [("fired", "critical")]  # the inhibited alert notified nobody
+    with session(db, write=False) as s:
+        assert views.alert_detail(s, titer["id"])["audit"][0]["details"] == {  # type: ignore[index]
+            "inhibited_by": "P1/relapse/r1", "inhibition": "relapse_over_titer"}
+
+    # the clinician resolves the relapse: the titer alert is released and notified, in a group of its own
+    with session(db) as s:
+        out = repo.resolve(s, rel["id"], "dr.who", "sample mix-up", now=T0 + timedelta(hours=1))
+    assert out["status"] == "resolved" and out["inhibited_by"] is None
+    assert _alert(db)["inhibited_by"] is None
+    last = _groups(db)[-1]
+    assert (last["cause"], [(c["change"], c["alert"]["id"]) for c in last["changes"]]) == (
+        "action", [("uninhibited", titer["id"])])
+    assert _audit_actions(db, titer["id"]) == ["fired", "uninhibited"]
+
+
+def test_an_inhibitor_fired_in_the_same_pass_gets_its_id_stored(db) -> None:  # type: ignore[no-untyped-def]
+    # both alerts are new: the titer alert's inhibitor has no id when the titer alert is inserted
+    _reconcile(db, [finding(), finding(rule="relapse", episode="r1")])
+    assert _alert(db)["inhibited_by"]["id"] == _alert(db, "P1/relapse/r1")["id"]
+
+
+def test_the_sweep_expires_due_snoozes_without_a_reassessment(db) -> None:  # type: ignore[no-untyped-def]
+    _reconcile(db, [finding()])
+    _reconcile(db, [finding(pid="P2")], pid="P2")
+    p1, p2 = _alert(db)["id"], _alert(db, "P2/titer_rising/e1")["id"]
+    with session(db) as s:
+        repo.snooze(s, p1, T0 + timedelta(days=1), "dr.who", now=T0)
+        repo.snooze(s, p2, T0 + timedelta(days=3), "dr.who", now=T0)
+    with session(db) as s:
+        assert repo.expire_snoozes(s, T0 + timedelta(hours=23)) == 0
+    with session(db) as s:
+        assert repo.expire_snoozes(s, T0 + timedelta(days=2)) == 1
+    assert (_alert(db)["status"], _alert(db, "P2/titer_rising/e1")["status"]) == ("firing", "snoozed")
+    assert _audit_actions(db, p1) == ["fired", "snoozed", "unsnoozed"]
+    last = _groups(db)[-1]
+    assert (last["patient_id"], last["cause"], last["as_of"], [c["change"] for c in last["changes"]]) == (
+        "P1", "snooze_expired", None, ["unsnoozed"])
+    with session(db) as s:
+        assert repo.expire_snoozes(s, T0 + timedelta(days=2)) == 0  # done once

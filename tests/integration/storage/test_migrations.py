@@ -87,3 +87,55 @@ def test_alert_audit_is_append_only(engine) -> None:  # type: ignore[no-untyped-
         s.execute(text("UPDATE alert_audit SET actor = 'mallory'"))
     with pytest.raises(Exception, match="append-only"), session(engine) as s:
         s.execute(text("DELETE FROM alert_audit"))
+
+
+def test_0005_turns_old_outbox_rows_into_groups_and_keeps_their_deliveries(fresh_url: str) -> None:
+    import json
+
+    from alembic import command
+
+    from storage.db import alembic_config
+
+    engine = make_engine(fresh_url)
+    try:
+        upgrade(engine, "0004")
+        alert = {"id": 1, "patient_id": "P1", "rule": "titer_rising", "severity": "warning", "status": "firing",
+                 "as_of": "2025-06-01", "updated_at": T0.isoformat()}
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO patients (patient_id, active, first_seen_at) VALUES ('P1', true, :t)"),
+                      {"t": T0})
+            c.execute(text("INSERT INTO alerts (id, fingerprint, patient_id, rule, episode, severity, status, message,"
+                           " evidence, reference, raised_at, updated_at, as_of, revision) VALUES (1, 'P1/titer_rising/e1',"
+                           " 'P1', 'titer_rising', 'e1', 'warning', 'firing', 'm', '[]', 'r', :t, :t, '2025-06-01', 1)"),
+                      {"t": T0})
+            c.execute(text("INSERT INTO outbox (id, alert_id, kind, payload, dedupe_key, state, attempts, created_at)"
+                           " VALUES (7, 1, 'fired', :p, '1:fired:warning:1', 'pending', 0, :t)"),
+                      {"p": json.dumps(alert), "t": T0})
+            c.execute(text("INSERT INTO webhook_subscriptions (id, name, url, secret, filters, active, created_at)"
+                           " VALUES (3, 'w', 'http://x/h', 'sixteen-chars-secret', '{}', true, :t)"), {"t": T0})
+            c.execute(text("INSERT INTO webhook_deliveries (id, subscription_id, outbox_id, state, attempts, created_at)"
+                           " VALUES (5, 3, 7, 'pending', 1, :t)"), {"t": T0})
+        upgrade(engine)
+        with engine.connect() as c:
+            kind, pid, alert_id, payload = c.execute(text("SELECT kind, patient_id, alert_id, payload FROM outbox")).one()
+            deliveries = c.execute(text("SELECT id, outbox_id, attempts FROM webhook_deliveries")).all()
+        payload = json.loads(payload) if isinstance(payload, str) else payload
+        assert (kind, pid, alert_id) == ("alert_group", "P1", 1)
+        assert payload == {"kind": "alert_group", "version": 1, "group": "patient:P1", "patient_id": "P1",
+                           "cause": "reassessment", "as_of": "2025-06-01", "at": T0.isoformat(),
+                           "changes": [{"change": "fired",
+                                        "alert": {**alert, "inhibited_by": None, "group": "patient:P1"}}]}
+        assert [tuple(d) for d in deliveries] == [(5, 7, 1)]
+        # and back: one row per change again, the deliveries still in place
+        with engine.connect() as conn:
+            command.downgrade(alembic_config(conn), "0004")
+            conn.commit()
+        with engine.connect() as c:
+            kind, alert_id, payload = c.execute(text("SELECT kind, alert_id, payload FROM outbox")).one()
+            assert c.execute(text("SELECT count(*) FROM webhook_deliveries")).scalar_one() == 1
+        payload = json.loads(payload) if isinstance(payload, str) else payload
+        assert (kind, alert_id, payload) == ("fired", 1, alert)
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()

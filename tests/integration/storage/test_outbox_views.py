@@ -25,9 +25,15 @@ def fired(engine):  # type: ignore[no-untyped-def]
 
 
 def test_outbox_delivery_retries_and_dead_letter(fired) -> None:  # type: ignore[no-untyped-def]
+    with session(fired) as s:  # a third notification group: P2's alert resolves
+        repo.reconcile_alerts(s, "P2", [], date(2025, 6, 2), T0 + timedelta(hours=1, minutes=30))
     with session(fired) as s:
         due = repo.pending_notifications(s, T0 + timedelta(hours=2), 10)
-        assert [r.kind for r in due] == ["fired"] * 3
+        # one row per patient and pass; P1's titer_rising is inhibited by its relapse: not notified
+        assert [(r.kind, r.patient_id) for r in due] == [("alert_group", "P1"), ("alert_group", "P2"),
+                                                         ("alert_group", "P2")]
+        assert [(c["change"], c["alert"]["rule"]) for c in due[0].payload["changes"]] == [("fired", "relapse")]
+        assert [c["change"] for c in due[2].payload["changes"]] == ["resolved"]
         assert repo.pending_notifications(s, T0 - timedelta(seconds=1), 10) == []
         first, second = due[0].id, due[1].id
         repo.mark_delivered(s, first, T0)

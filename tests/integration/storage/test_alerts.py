@@ -215,7 +215,8 @@ def test_inhibition_is_stored_shown_and_released(db) -> None:  # type: ignore[no
     assert _outbox(db) == [("fired", "critical")]  # the inhibited alert notified nobody
     with session(db, write=False) as s:
         assert views.alert_detail(s, titer["id"])["audit"][0]["details"] == {  # type: ignore[index]
-            "inhibited_by": "P1/relapse/r1", "inhibition": "relapse_over_titer"}
+            # the fired row names the clinical date it fired for (the outcome report) and its inhibitor
+            "as_of": D1.isoformat(), "inhibited_by": "P1/relapse/r1", "inhibition": "relapse_over_titer"}
 
     # the clinician resolves the relapse: the titer alert is released and notified, in a group of its own
     with session(db) as s:

@@ -197,7 +197,9 @@ def test_an_open_relapse_inhibits_the_titer_alert_fired_with_it() -> None:
     # one change per alert: the titer alert is born inhibited
     assert [(c.action, c.alert.fingerprint) for c in ch.changes] == [("fired", TITER), ("fired", RELAPSE)]
     assert p[TITER].inhibited_by == RELAPSE and p[RELAPSE].inhibited_by is None
-    assert ch.changes[0].details == {"inhibited_by": RELAPSE, "inhibition": "relapse_over_titer"}
+    # the fired record names the clinical date it was found on (the outcome report reads it)
+    assert ch.changes[0].details == {"inhibited_by": RELAPSE, "inhibition": "relapse_over_titer",
+                                     "as_of": D1.isoformat()}
     assert notified(ch) == [("fired", RELAPSE)]
     assert ch.counts().fired == 2
 

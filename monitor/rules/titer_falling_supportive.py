@@ -145,3 +145,11 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                                  f"fall from the earlier titer; informative from {MIN_FALL:.0%}")]
     return [ctx.finding(RULE_ID, titers[start].effective_date.isoformat(), "info", message, evidence,
                         REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): egfr_decline's (whether kidney function is declining
+    reads whether a calcineurin inhibitor is active). The last treated day moves with as_of only while
+    a record is still going on, and then no titer can be far enough after it; it only moves later, so
+    a fall excluded by it stays excluded."""
+    return egfr_decline.next_change(ctx)

@@ -2,7 +2,8 @@
 
 The simulation replays the cohort in arrival order: every `step_days` the results that arrived
 since the last step are ingested as one NDJSON payload (inbox -> parse -> store -> reassess the
-touched patients), then the nightly run reassesses every patient as of that day. A few results
+touched patients), then the nightly run reassesses the patients due that day (valid_until reached,
+new results; everyone on the weekly safety-net day), or every patient with --full-nightly. A few results
 arrive weeks late (placed in clinical order), and a few lines are malformed (quarantined).
 It always runs embedded (SQLite, in-process) so it works on a bare machine.
 """
@@ -58,7 +59,8 @@ def _schedule(events: list[dict[str, Any]], seed: int) -> dict[date, list[dict[s
     return by_day
 
 
-def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: Path) -> None:
+def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: Path,
+             full_nightly: bool = False) -> None:
     from storage import views
     from storage.db import session, upgrade
     from synthetic import ARCHETYPES, assignments, generate_cohort
@@ -70,6 +72,10 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
     data_dir.mkdir(parents=True, exist_ok=True)
     db_path = data_dir / "demo.db"
     overrides: dict[str, Any] = {"broker_url": None}
+    if "IMN_FULL_REASSESS_WEEKDAY" not in os.environ:
+        # the simulated nights step from a Sunday by whole weeks: the weekly safety net would make
+        # every one of them full, so the demo shows the due-only run unless --full-nightly
+        overrides["full_reassess_weekday"] = "never"
     if "IMN_DATABASE_URL" not in os.environ:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db_path}{suffix}").unlink(missing_ok=True)
@@ -83,7 +89,8 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
     cohort_file.write_text("\n".join(json.dumps(e) for e in events) + "\n" + "\n".join(BAD_LINES) + "\n")
     arrivals = _schedule(events, seed)
     console.print(f"[bold]imn-monitor demo[/]: {patients} synthetic patients, {len(events):,} events, "
-                  f"{DEMO_START} .. {end}, nightly run every {step_days} days")
+                  f"{DEMO_START} .. {end}, nightly run every {step_days} days"
+                  f"{' (full: every patient)' if full_nightly else ' (due patients only)'}")
 
     totals = IngestCounts()
     nights = 0
@@ -99,7 +106,7 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
             payload = ("\n".join(lines) + "\n").encode()
             ids = [a.inbox_id for a in accept(rt, payload, "ndjson", f"demo-arrivals-{day.isoformat()}.ndjson")]
             totals.add(jobs.run_inline_ingest(rt, ids, day))
-        jobs.run_nightly(rt, day, "demo")
+        jobs.run_nightly(rt, day, "demo", full=full_nightly)
         nights += 1
         day += timedelta(days=step_days)
     elapsed = time.perf_counter() - t0

@@ -122,26 +122,33 @@ def ingest(
 @app.command()
 def reassess(
     patient: Annotated[Optional[str], typer.Option("--patient", help="one patient id")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="every active patient")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="the nightly run: the patients due (valid_until reached, "
+                                                     "new events; everyone on IMN_FULL_REASSESS_WEEKDAY)")] = False,
+    full: Annotated[bool, typer.Option("--full", help="every active patient, due or not")] = False,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="YYYY-MM-DD (default today)")] = None,
 ) -> None:
-    """Reassess one patient or all patients as of a date, and reconcile their alerts."""
+    """Reassess one patient, the patients due (--all) or every patient (--full) as of a date, and
+    reconcile their alerts."""
     from tasks import jobs
+    from tasks.reassess import nightly_mode
     from tasks.reassess import reassess as reassess_now
 
-    if bool(patient) == all_:
-        raise UserError("give exactly one of --patient ID or --all")
+    many = all_ or full
+    if bool(patient) == many:
+        raise UserError("give exactly one of --patient ID, --all or --full")
     day = _parse_day(as_of, "--as-of")
     rt = _runtime()
     day = day or rt.settings.today()
-    if all_:
+    if many:
+        mode = nightly_mode(rt, day, full)
         if rt.settings.embedded:
-            c = jobs.run_inline_reassess_all(rt, day)
-            typer.echo(f"reassessed {c.patients} patients as of {day}: fired {c.fired}, escalated {c.escalated}, "
+            c = jobs.run_inline_reassess_all(rt, day, full=mode == "full")
+            typer.echo(f"reassessed {c.patients} patients ({'all' if mode == 'full' else 'due'}) as of {day}: "
+                       f"fired {c.fired}, escalated {c.escalated}, "
                        f"resolved {c.resolved}, reopened {c.reopened}, updated {c.updated}")
         else:
-            jobs.reassess_all.delay(day.isoformat())
-            typer.echo(f"queued reassessment of all patients as of {day}")
+            jobs.reassess_all.delay(day.isoformat(), mode)
+            typer.echo(f"queued reassessment of {'all' if mode == 'full' else 'due'} patients as of {day}")
         return
     assert patient is not None
     output.require_patient(rt, patient)
@@ -303,11 +310,14 @@ def demo(
     seed: Annotated[int, typer.Option()] = 20261126,
     step_days: Annotated[int, typer.Option(min=1, help="simulated days between nightly runs (1 = every night)")] = 14,
     data_dir: Annotated[Path, typer.Option(help="where the demo database and files go")] = Path("imn-demo"),
+    full_nightly: Annotated[bool, typer.Option("--full-nightly",
+                                               help="reassess every patient each night (the old way)")] = False,
 ) -> None:
     """Run a synthetic cohort end to end through the real ingest path and print a summary."""
     from cli.demo import run_demo
 
-    run_demo(patients=patients, years=years, seed=seed, step_days=step_days, data_dir=data_dir)
+    run_demo(patients=patients, years=years, seed=seed, step_days=step_days, data_dir=data_dir,
+             full_nightly=full_nightly)
 
 
 @db_app.command("upgrade")

@@ -53,6 +53,12 @@ class PatientRow(SQLModel, table=True):
     remission_state: str | None = Field(default=None, max_length=40)
     risk_category: str | None = Field(default=None, max_length=40)
     summary: dict[str, Any] | None = _json()
+    # the first day on which the last assessment could differ with no new event (monitor.assess:
+    # Assessment.valid_until; date.max when only a new event changes it); NULL = never assessed.
+    # The due-only nightly run selects valid_until <= as_of through the index below (migration 0006).
+    valid_until: date | None = None
+
+    __table_args__ = (Index("ix_patients_valid_until", "valid_until", "patient_id"),)
 
 
 class InboxRow(SQLModel, table=True):
@@ -198,6 +204,9 @@ class NightlyRunRow(SQLModel, table=True):
     owner: str = Field(max_length=200)
     state: str = Field(default="running", max_length=16)  # running | finished | failed
     patients: int | None = None
+    # "due": only the patients whose assessment may have changed; "full": every active patient.
+    # NULL: a run claimed before migration 0006 (always full). The sweeper re-drives by it.
+    mode: str | None = Field(default=None, max_length=8)
 
 
 API_KEY_ROLES = ("ingest", "clinician", "admin")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from monitor.assess import Assessment
@@ -88,6 +88,16 @@ def patients_not_assessed_since(s: Session, as_of: date, limit: int) -> list[str
     return list(s.execute(q).scalars())
 
 
+def patients_owed(s: Session, as_of: date, mode: str | None, limit: int) -> list[str]:
+    """The active patients a nightly run for `as_of` has not reached yet: for a full run (mode "full"
+    or None, runs claimed before migration 0006) every patient not assessed for as_of; for a due run
+    the patients still due (reassessing one moves its valid_until past as_of). Dirty patients are
+    left to the sweeper's own re-drive."""
+    if mode == "due":
+        return due_patient_page(s, as_of, DUE_START, limit, include_dirty=False)[0]
+    return patients_not_assessed_since(s, as_of, limit)
+
+
 def mark_dirty(s: Session, patient_ids: list[str], now: datetime) -> None:
     """Ask for a reassessment of these patients (e.g. after a code-map change); keeps an older mark."""
     for part in chunks(sorted(set(patient_ids))):
@@ -103,6 +113,76 @@ def active_patient_ids(s: Session, after: str | None, limit: int) -> list[str]:
     return list(s.execute(q.order_by(_patients.c.patient_id).limit(limit)).scalars())
 
 
+# ------------------------------------------------------------------- due patients (nightly run)
+# A patient is due on as_of when its last assessment may no longer hold: never assessed since
+# migration 0006 (valid_until NULL), valid_until reached (<= as_of), or new events (dirty). Each of
+# the three is read in index order by keyset pagination (ix_patients_valid_until, ix_patients_dirty_since):
+# the cost follows the number of due patients, not the cohort.
+
+DuePhase = str  # "new" | "expired" | "dirty"
+DueCursor = tuple[DuePhase, date | None, str | None]  # phase, last valid_until read, last patient id
+DUE_START: DueCursor = ("new", None, None)
+_PHASES: tuple[DuePhase, ...] = ("new", "expired", "dirty")
+
+
+def due_patient_page(s: Session, as_of: date, cursor: DueCursor, limit: int,
+                     include_dirty: bool = True) -> tuple[list[str], DueCursor | None]:
+    """The next page (up to `limit` ids) of the active patients due on `as_of`, and the cursor after it
+    (None: done). Each patient comes once: the dirty phase skips those the other two already hold.
+
+    Stable while reassessments run: a reassessed patient's valid_until moves past as_of (out of the
+    expired range, never into it) and its dirty flag clears, so no page skips a due patient."""
+    c = _patients.c
+    phase, last_day, last_id = cursor
+    out: list[str] = []
+    while len(out) < limit:
+        want = limit - len(out)
+        if phase == "new":
+            # the never-assessed: those a run for as_of has already reached are done
+            q = select(c.patient_id).where(c.active.is_(True), c.valid_until.is_(None),
+                                           (c.last_as_of.is_(None)) | (c.last_as_of < as_of))
+            if last_id is not None:
+                q = q.where(c.patient_id > last_id)
+            ids = list(s.execute(q.order_by(c.valid_until, c.patient_id).limit(want)).scalars())
+            out += ids
+            if len(ids) == want:
+                return out, (phase, None, ids[-1])
+        elif phase == "expired":
+            q = select(c.patient_id, c.valid_until).where(c.active.is_(True), c.valid_until <= as_of)
+            if last_id is not None:
+                q = q.where(tuple_(c.valid_until, c.patient_id) > tuple_(bindparam("d", last_day), bindparam("p", last_id)))
+            rows = s.execute(q.order_by(c.valid_until, c.patient_id).limit(want)).all()
+            out += [r.patient_id for r in rows]
+            if len(rows) == want:
+                return out, (phase, rows[-1].valid_until, rows[-1].patient_id)
+        else:
+            q = select(c.patient_id).where(c.active.is_(True), c.dirty_since.is_not(None), c.valid_until > as_of)
+            if last_id is not None:
+                q = q.where(c.patient_id > last_id)
+            ids = list(s.execute(q.order_by(c.patient_id).limit(want)).scalars())
+            out += ids
+            if len(ids) == want:
+                return out, (phase, None, ids[-1])
+        i = _PHASES.index(phase) + 1
+        if i >= len(_PHASES) or (_PHASES[i] == "dirty" and not include_dirty):
+            return out, None
+        phase, last_day, last_id = _PHASES[i], None, None
+    return out, (phase, last_day, last_id)
+
+
+def count_due(s: Session, as_of: date) -> dict[str, int]:
+    """How many active patients are due on as_of, and how many are active (the bench's share)."""
+    from sqlalchemy import func
+
+    c = _patients.c
+    active = c.active.is_(True)
+    new = s.execute(select(func.count()).where(active, c.valid_until.is_(None))).scalar_one()
+    expired = s.execute(select(func.count()).where(active, c.valid_until <= as_of)).scalar_one()
+    dirty = s.execute(select(func.count()).where(active, c.dirty_since.is_not(None), c.valid_until > as_of)).scalar_one()
+    total = s.execute(select(func.count()).where(active)).scalar_one()
+    return {"new": new, "expired": expired, "dirty": dirty, "due": new + expired + dirty, "active": total}
+
+
 def save_assessment(s: Session, assessment: Assessment, now: datetime) -> None:
     save_assessments(s, [assessment], now)
 
@@ -115,10 +195,10 @@ def save_assessments(s: Session, assessments: list[Assessment], now: datetime) -
     s.execute(
         update(_patients).where(c.patient_id == bindparam("pid")).values(
             remission_state=bindparam("state"), risk_category=bindparam("risk"), summary=bindparam("summary"),
-            last_as_of=bindparam("as_of"), last_assessed_at=bindparam("now"),
+            last_as_of=bindparam("as_of"), last_assessed_at=bindparam("now"), valid_until=bindparam("until"),
         ),
         [{"pid": a.patient_id, "state": a.remission.state, "risk": a.risk.category, "summary": a.summary(),
-          "as_of": a.as_of, "now": now} for a in assessments],
+          "as_of": a.as_of, "now": now, "until": a.valid_until} for a in assessments],
     )
 
 
@@ -129,12 +209,18 @@ def set_active(s: Session, patient_id: str, active: bool) -> None:
 # -------------------------------------------------------------------------------- nightly run lock
 
 
+NIGHTLY_MODES = ("due", "full")
+
+
 def claim_nightly_run(s: Session, as_of: date, owner: str, now: datetime,
-                      stale_after: timedelta | None = None) -> bool:
+                      stale_after: timedelta | None = None, mode: str = "full") -> bool:
     """True only for the first claimer of `as_of` (a unique insert). A run that `failed`, or one still
-    `running` after `stale_after` (its owner died), may be taken over by exactly one new claimer."""
+    `running` after `stale_after` (its owner died), may be taken over by exactly one new claimer.
+    `mode`: "due" (the patients due on as_of) or "full" (every active patient), kept with the run."""
+    if mode not in NIGHTLY_MODES:
+        raise ValueError(f"unknown nightly run mode {mode!r}")
     inserted = s.execute(
-        upsert(s, _nightly).values(as_of=as_of, started_at=now, owner=owner, state="running")
+        upsert(s, _nightly).values(as_of=as_of, started_at=now, owner=owner, state="running", mode=mode)
         .on_conflict_do_nothing(index_elements=["as_of"]).returning(_nightly.c.as_of)
     ).scalar()
     if inserted is not None:
@@ -145,7 +231,7 @@ def claim_nightly_run(s: Session, as_of: date, owner: str, now: datetime,
         takeover = takeover | ((c.state == "running") & (c.started_at < now - stale_after))
     res = s.execute(
         update(_nightly).where(c.as_of == as_of, takeover)
-        .values(owner=owner, started_at=now, state="running", finished_at=None, patients=None)
+        .values(owner=owner, started_at=now, state="running", finished_at=None, patients=None, mode=mode)
     )
     return bool(res.rowcount)
 

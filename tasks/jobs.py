@@ -17,7 +17,7 @@ from storage.db import session
 from tasks import notify, webhooks
 from tasks.app import app
 from tasks.ingest import IngestCounts, process_inbox, utcnow
-from tasks.reassess import ReassessCounts, all_patient_chunks, reassess
+from tasks.reassess import ReassessCounts, nightly_chunks, nightly_mode, reassess
 from tasks.runtime import Runtime, get
 
 log = logging.getLogger("imn.tasks")
@@ -64,13 +64,14 @@ def reassess_chunk(patient_ids: list[str], as_of: str | None = None, debounced: 
 
 
 @app.task(name="imn.reassess_all", **_RETRY)
-def reassess_all(as_of: str | None = None) -> int:
-    """Fan out over every active patient in chunks; returns the number of chunks enqueued."""
+def reassess_all(as_of: str | None = None, mode: str | None = None) -> int:
+    """Fan out over the night's patients in chunks (mode "due" or "full"; None: the nightly's choice
+    for the date, tasks.reassess.nightly_mode); returns the number of chunks enqueued."""
     rt = get()
-    day = _as_of(rt, as_of).isoformat()
+    day = _as_of(rt, as_of)
     n = 0
-    for chunk in all_patient_chunks(rt, rt.settings.reassess_chunk):
-        reassess_chunk.delay(chunk, day)
+    for chunk in nightly_chunks(rt, day, mode or nightly_mode(rt, day), rt.settings.reassess_chunk):
+        reassess_chunk.delay(chunk, day.isoformat())
         n += 1
     return n
 
@@ -170,7 +171,8 @@ def expire_snoozes(rt: Runtime, now: datetime) -> int:
 def redrive_nightly(rt: Runtime, as_of: date) -> int:
     """Patients a nightly run has not reached yet get their chunk again; a complete run is closed."""
     with session(rt.engine) as s:
-        behind = repo.patients_not_assessed_since(s, as_of, limit=50_000)
+        run = repo.nightly_run(s, as_of)
+        behind = repo.patients_owed(s, as_of, run["mode"] if run else None, limit=50_000)
         if not behind:
             repo.finish_nightly_run(s, as_of, utcnow())
             return 0
@@ -180,19 +182,21 @@ def redrive_nightly(rt: Runtime, as_of: date) -> int:
     return len(behind)
 
 
-def run_nightly(rt: Runtime, as_of: date, owner: str) -> bool:
-    """Claim the night's run (once per date, whichever scheduler is first) and fan it out."""
+def run_nightly(rt: Runtime, as_of: date, owner: str, full: bool = False) -> bool:
+    """Claim the night's run (once per date, whichever scheduler is first) and fan it out: the due
+    patients, or every patient on the weekly safety-net day or when `full`."""
+    mode = nightly_mode(rt, as_of, full)
     with session(rt.engine) as s:
-        claimed = repo.claim_nightly_run(s, as_of, owner, utcnow())
+        claimed = repo.claim_nightly_run(s, as_of, owner, utcnow(), mode=mode)
     if not claimed:
         log.info("nightly run for %s already claimed; nothing to do", as_of)
         return False
     if rt.settings.embedded:
-        run_inline_reassess_all(rt, as_of)
+        run_inline_reassess_all(rt, as_of, full=mode == "full")
         with session(rt.engine) as s:
             repo.finish_nightly_run(s, as_of, utcnow())
     else:
-        reassess_all.delay(as_of.isoformat())
+        reassess_all.delay(as_of.isoformat(), mode)
     return True
 
 
@@ -214,10 +218,14 @@ def run_inline_ingest(rt: Runtime, inbox_ids: list[int], as_of: date | None) -> 
     return total
 
 
-def run_inline_reassess_all(rt: Runtime, as_of: date) -> ReassessCounts:
+def run_inline_reassess_all(rt: Runtime, as_of: date, full: bool = False) -> ReassessCounts:
+    """The nightly run here: the due patients (every one when `full` or on the safety-net day)."""
     total = ReassessCounts()
-    for chunk in all_patient_chunks(rt, rt.settings.reassess_chunk):
+    for chunk in nightly_chunks(rt, as_of, nightly_mode(rt, as_of, full), rt.settings.reassess_chunk):
         total.add(reassess(rt, chunk, as_of, skip_current=True))
+    # a full pass also expired the snoozes of every patient it reassessed; the patients it skips
+    # get theirs here (the scheduler's sweep does the same with a broker)
+    expire_snoozes(rt, utcnow())
     deliver_inline(rt)
     return total
 

@@ -61,6 +61,34 @@ def reassess(rt: Runtime, patient_ids: list[str], as_of: date, skip_current: boo
     return counts
 
 
+def nightly_mode(rt: Runtime, as_of: date, full: bool = False) -> str:
+    """"full" (every active patient) when forced or on the weekly safety-net day
+    (IMN_FULL_REASSESS_WEEKDAY), else "due" (only the patients whose assessment may have changed)."""
+    return "full" if full or rt.settings.full_night(as_of) else "due"
+
+
+def nightly_chunks(rt: Runtime, as_of: date, mode: str, chunk: int):  # type: ignore[no-untyped-def]
+    """The patients of a nightly run, in chunks: every active patient ("full"), or the due ones.
+
+    Due: never assessed, valid_until reached (<= as_of), or dirty (new events). Without a new event
+    an assessment is the same on every day before its valid_until (monitor.assess), so skipping the
+    others changes no alert (tests/unit/test_due_nightly.py proves it on the synthetic cohort)."""
+    if mode == "full":
+        yield from all_patient_chunks(rt, chunk)
+        return
+    yield from due_patient_chunks(rt, as_of, chunk)
+
+
+def due_patient_chunks(rt: Runtime, as_of: date, chunk: int):  # type: ignore[no-untyped-def]
+    """The patients due on as_of in chunks, by keyset pagination over indexes (storage.patients)."""
+    cursor: repo.DueCursor | None = repo.DUE_START
+    while cursor is not None:
+        with session(rt.engine) as s:
+            ids, cursor = repo.due_patient_page(s, as_of, cursor, chunk)
+        if ids:
+            yield ids
+
+
 def all_patient_chunks(rt: Runtime, chunk: int):  # type: ignore[no-untyped-def]
     """Active patient ids in chunks, by keyset pagination (constant memory over any cohort)."""
     after: str | None = None

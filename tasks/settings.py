@@ -11,6 +11,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
+
+
 class Settings(BaseSettings):
     # hide_input_in_errors: a bad setting must not print the others (secrets, URLs with passwords)
     model_config = SettingsConfigDict(env_prefix="IMN_", extra="ignore", hide_input_in_errors=True)
@@ -23,6 +26,9 @@ class Settings(BaseSettings):
     batch_lines: int = Field(2000, ge=1, description="NDJSON/CSV lines per ingest batch (one inbox row each)")
     reassess_chunk: int = Field(500, ge=1, description="patients per reassess_chunk task in the nightly fan-out")
     # ~170 KiB a timeline (bench/nightly.py): 1000 keeps a worker child near 200 MiB
+    # the nightly run reassesses only the patients whose assessment may have changed (valid_until
+    # reached, new events); on this weekday it reassesses everyone, a safety net (tasks/reassess.py)
+    full_reassess_weekday: str = Field("sun", description="weekday of the full nightly run: mon..sun, daily or never")
     timeline_cache: int = Field(1000, ge=0, description="patients' timelines kept in memory per process")
     # worker children allocate dozens of objects per event they load: at CPython's default of 700 the
     # young collections, and the full ones they trigger, scan the cached timelines again and again
@@ -56,6 +62,19 @@ class Settings(BaseSettings):
     def _known_zone(cls, v: str) -> str:
         ZoneInfo(v)  # raises for an unknown zone: fail at start-up, not at 02:00
         return v
+
+    @field_validator("full_reassess_weekday")
+    @classmethod
+    def _weekday(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v not in (*WEEKDAYS, "daily", "never"):
+            raise ValueError(f"full_reassess_weekday must be one of {', '.join(WEEKDAYS)}, daily or never")
+        return v
+
+    def full_night(self, as_of: date) -> bool:
+        """Whether the nightly run for `as_of` reassesses every active patient (the weekly safety net)."""
+        v = self.full_reassess_weekday
+        return v == "daily" or (v != "never" and WEEKDAYS[as_of.weekday()] == v)
 
     @field_validator("trusted_proxies")
     @classmethod

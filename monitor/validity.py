@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
+from typing import Any
 
 from monitor.events import ANTI_CD20, MedicationEvent
 from monitor.timeline import Timeline
@@ -97,3 +98,18 @@ def next_administration(timeline: Timeline, as_of: date) -> date | None:
             if m.end is None or nxt <= m.end:
                 found.append(nxt)
     return earliest(as_of, found)
+
+
+def promised(assessment: Any) -> tuple[Any, ...]:
+    """What valid_until promises stays the same until then (an Assessment; typed loosely because
+    monitor.assess imports this module): every finding with its fingerprint, severity, message and
+    evidence, the remission history, the risk assessment (category, reasons, activity marker), the
+    active therapies and the anti-CD20 courses. Not the course outcomes: their follow-up and exposure
+    run to as_of by definition (monitor.outcomes), so they are read as of the assessment's date."""
+    return (
+        tuple((f.fingerprint, f.severity, f.message, f.evidence) for f in assessment.findings),
+        assessment.remission,
+        assessment.risk,
+        assessment.active_therapies,
+        assessment.courses,
+    )

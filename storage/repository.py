@@ -35,11 +35,11 @@ from storage.inbox import (
 )
 from storage.outbox import OutboxRow, lock_outbox, mark_delivered, mark_failed, pending_notifications
 from storage.patients import (
+    DUE_START,
+    DueCursor,
     active_patient_ids,
     claim_dirty,
     claim_dirty_marks,
-    DUE_START,
-    DueCursor,
     claim_nightly_run,
     clear_dirty,
     count_due,
@@ -59,16 +59,16 @@ from storage.patients import (
 )
 
 __all__ = [
+    "DUE_START",
     "AlertActionError",
     "AlertNotFound",
-    "DUE_START",
     "DueCursor",
     "InboxItem",
     "OutboxRow",
     "QuarantineItem",
-    "TimelineCache",
     "ReconcileResult",
     "StoreResult",
+    "TimelineCache",
     "acknowledge",
     "active_patient_ids",
     "assign",
@@ -81,8 +81,8 @@ __all__ = [
     "dirty_since_of",
     "due_patient_page",
     "event_from_payload",
-    "expire_snoozes",
     "event_marks",
+    "expire_snoozes",
     "finish_nightly_run",
     "inbox_mark",
     "load_payload",

@@ -150,7 +150,7 @@ def test_the_comparison_catches_a_run_that_skips_a_due_night(shift: int) -> None
         now = datetime.combine(day, NIGHTLY_AT)
         a = assess(p.timeline.until(day), day)
         right.night(pid, a, now)
-        if held is None or _arrived(p, held.as_of, day) or held.valid_until + timedelta(days=shift) <= day:
+        if held is None or _arrived(p, held.as_of, day) or held.valid_until <= day - timedelta(days=shift):
             late.night(pid, a, now)
             held = a
     assert late.changes != right.changes

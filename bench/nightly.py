@@ -67,6 +67,7 @@ def _load_range(args: tuple[str, int, int, int, int]) -> tuple[int, int]:
     """Generate, parse and store patients [lo, hi) with store_events (one process of the load)."""
     db_url, seed, lo, hi, step = args
     from monitor.interop import parse_payload
+    from monitor.validation import ValidationContext
     from storage import repository as repo
     from storage.db import make_engine, session
     from synthetic.cohort import generate_patient
@@ -79,7 +80,8 @@ def _load_range(args: tuple[str, int, int, int, int]) -> tuple[int, int]:
             for e in generate_patient(k, START, YEARS, seed):
                 lines.append(json.dumps(e, separators=(",", ":")))
                 labs += e["type"] == "lab"
-        parsed = parse_payload(("\n".join(lines) + "\n").encode(), "ndjson")
+        parsed = parse_payload(("\n".join(lines) + "\n").encode(), "ndjson",
+                               context=ValidationContext(received_at=datetime.now(UTC)))
         if parsed.rejected:
             raise RuntimeError(f"synthetic events rejected: {parsed.rejected[:3]}")
         with session(engine) as s:
@@ -172,7 +174,7 @@ def reset_assessments(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("truncate alert_audit, outbox, alerts, nightly_runs restart identity cascade"))
         conn.execute(sa.text("update patients set last_as_of = null, last_assessed_at = null, remission_state = null,"
-                             " risk_category = null, summary = null, dirty_since = null"))
+                             " risk_category = null, summary = null, dirty_since = null, valid_until = null"))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("vacuum analyze patients"))
 
@@ -242,6 +244,172 @@ def run_config(db_url: str, n_workers: int, as_of: date, chunk: int, logdir: Pat
     return out
 
 
+# ------------------------------------------------------------------ due-only vs full nights (issue 14)
+
+
+def set_active_cohort(engine: sa.Engine, patients: int, base: int) -> int:
+    """Make the first `patients` patients active (the base and its first copies), the others inactive:
+    one loaded database serves several cohort sizes. Returns the number of active patients."""
+    copies = patients // base - 1
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "update patients set active = (strpos(patient_id, '~') = 0 or"
+            " substr(patient_id, strpos(patient_id, '~') + 2)::int <= :k)"
+            " where active is distinct from (strpos(patient_id, '~') = 0 or"
+            " substr(patient_id, strpos(patient_id, '~') + 2)::int <= :k)"), {"k": copies})
+        n = int(conn.execute(sa.text("select count(*) from patients where active")).scalar() or 0)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("vacuum analyze patients"))
+    return n
+
+
+def copy_state_to_copies(engine: sa.Engine) -> dict[str, float]:
+    """After a full run over the base patients only: give every active copy its base patient's stored
+    assessment (valid_until, summary, ...) and alerts, ids rewritten. A copy's events are its base
+    patient's under another id, so a full run would have stored exactly that; this saves a 35-minute
+    full pass at 1M. The first due night then reassesses the due copies against real alerts."""
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "update patients p set last_as_of = b.last_as_of, last_assessed_at = b.last_assessed_at,"
+            " remission_state = b.remission_state, risk_category = b.risk_category, valid_until = b.valid_until,"
+            " summary = replace(b.summary::text, b.patient_id, p.patient_id)::jsonb"
+            " from patients b where p.active and strpos(p.patient_id, '~') > 0"
+            " and b.patient_id = split_part(p.patient_id, '~', 1)"))
+        conn.execute(sa.text(
+            "insert into alerts (fingerprint, patient_id, rule, episode, severity, status, message, evidence,"
+            " reference, raised_at, updated_at, resolved_at, resolution, resolved_reason, snoozed_until,"
+            " assigned_to, acknowledged_by, as_of, severity_at_resolution, revision, inhibited_by_fingerprint)"
+            " select replace(a.fingerprint, a.patient_id, p.patient_id), p.patient_id, a.rule, a.episode,"
+            " a.severity, a.status, replace(a.message, a.patient_id, p.patient_id),"
+            " replace(a.evidence::text, a.patient_id, p.patient_id)::jsonb, a.reference, a.raised_at,"
+            " a.updated_at, a.resolved_at, a.resolution, a.resolved_reason, a.snoozed_until, a.assigned_to,"
+            " a.acknowledged_by, a.as_of, a.severity_at_resolution, a.revision,"
+            " replace(a.inhibited_by_fingerprint, a.patient_id, p.patient_id)"
+            " from alerts a join patients p on p.active and strpos(p.patient_id, '~') > 0"
+            " and split_part(p.patient_id, '~', 1) = a.patient_id"))
+        conn.execute(sa.text(
+            "update alerts t set inhibited_by = i.id from alerts i"
+            " where t.inhibited_by_fingerprint is not null and t.inhibited_by is null"
+            " and i.fingerprint = t.inhibited_by_fingerprint"))
+        alerts = int(conn.execute(sa.text("select count(*) from alerts")).scalar() or 0)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("vacuum analyze patients"))
+        conn.execute(sa.text("vacuum analyze alerts"))
+    return {"copy_state_s": time.perf_counter() - t0, "alerts": alerts}
+
+
+def _timed_run(engine: sa.Engine, r, workers, db_url: str, day: date, mode: str,  # type: ignore[no-untyped-def]
+               label: str) -> dict[str, Any]:
+    from storage import repository as repo
+    from storage.db import session
+    from tasks import jobs
+
+    def scalar(sql: str, **params: object) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(sql), params).scalar() or 0)
+
+    t_sel = time.perf_counter()
+    with session(engine) as s:
+        due = repo.count_due(s, day)
+    count_s = time.perf_counter() - t_sel
+    run_id = c.redis_run_id(r)
+    sampler = RunSampler(workers.pids, c.PG_ADMIN_URL, db_url.rsplit("/", 1)[1])
+    before = c.task_counts(r).get("imn.reassess_all", 0)
+    audit0 = scalar("select coalesce(max(id), 0) from alert_audit")
+    started = datetime.now(UTC)
+    sampler.start()
+    t0 = time.perf_counter()
+    jobs.reassess_all.delay(day.isoformat(), mode)
+    limit = max(600.0, due["active"] / 50)
+    c.wait_until(lambda: c.task_counts(r).get("imn.reassess_all", 0) >= before + 1, limit, 0.02, "reassess_all")
+    t1 = c.wait_until(lambda: c.broker_drained(r), limit, 0.01, "broker drained")
+    sampler.stop()
+    if c.redis_run_id(r) != run_id:
+        raise RuntimeError("Redis restarted during the run: figures void")
+    with engine.connect() as conn:
+        actions = dict(conn.execute(sa.text("select action, count(*) from alert_audit where id > :a group by action"),
+                                    {"a": audit0}).all())
+    return {
+        "run": label, "mode": mode, "as_of": day, "wall_s": t1 - t0,
+        "assessed": scalar("select count(*) from patients where last_assessed_at >= :t", t=started),
+        "due": due, "count_due_s": count_s, "active": due["active"], "changes": actions,
+        "peaks": workers.peaks(), "failed": c.failed_counts(r), "cpu_s": sampler.cpu,
+        "rss_profile": sampler.rss_profile(),
+    }
+
+
+def run_nights(db_url: str, n_workers: int, as_of: date, logdir: Path, nights: int, full_after: bool,
+               state_from_base: bool, base: int, patients: int) -> list[dict[str, Any]]:
+    """Night D full (or, with state_from_base, the base full and its state copied), then `nights` due-only
+    nights D+1.., then (full_after) one full night: each with fresh workers (VmHWM per mode)."""
+    engine = sa.create_engine(db_url)
+    reset_assessments(engine)
+    c.flush_redis()
+    r = c.redis_client()
+    c.configure_client(db_url)
+    out: list[dict[str, Any]] = []
+    env = c.bench_env(db_url)
+    if state_from_base:
+        set_active_cohort(engine, base, base)
+        with c.running_workers(env, logdir / "setup", n_workers) as w:
+            out.append(_timed_run(engine, r, w, db_url, as_of, "full", f"full D over the {base:,} base"))
+        set_active_cohort(engine, patients, base)
+        out[-1]["copied"] = copy_state_to_copies(engine)
+    else:
+        set_active_cohort(engine, patients, base)
+        with c.running_workers(env, logdir / "first", n_workers) as w:
+            out.append(_timed_run(engine, r, w, db_url, as_of, "full", "full D (first)"))
+    with c.running_workers(env, logdir / "due", n_workers) as w:
+        for i in range(1, nights + 1):
+            out.append(_timed_run(engine, r, w, db_url, as_of + timedelta(days=i), "due", f"due D+{i}"))
+            _print_night(out[-1])
+    if full_after:
+        with c.running_workers(env, logdir / "full", n_workers) as w:
+            out.append(_timed_run(engine, r, w, db_url, as_of + timedelta(days=nights + 1), "full",
+                                  f"full D+{nights + 1}"))
+            _print_night(out[-1])
+    engine.dispose()
+    for res in out:
+        res["workers"] = n_workers
+    return out
+
+
+NIGHT_HEADERS = ["patients", "run", "due (share)", "assessed", "wall s", "worker CPU ms/pt", "peak child MiB",
+                 "changes"]
+
+
+def _night_row(res: dict[str, Any]) -> list[str]:
+    due, per = res["due"], max(res["assessed"], 1)
+    share = due["due"] / max(due["active"], 1)
+    return [f"{res['active']:,}", res["run"], f"{due['due']:,} ({100 * share:.2f} %)", f"{res['assessed']:,}",
+            f"{res['wall_s']:.1f}", f"{1000 * res['cpu_s'].get('workers', 0) / per:.2f}",
+            f"{res['peaks']['child'] / 1024:.0f}", ", ".join(f"{k} {v}" for k, v in sorted(res["changes"].items()))]
+
+
+def _print_night(res: dict[str, Any]) -> None:
+    print(c.table(NIGHT_HEADERS, [_night_row(res)]), flush=True)
+
+
+def print_nights(results: list[dict[str, Any]]) -> None:
+    print("\nnightly runs, full and due-only (due = never assessed + valid_until <= as_of + dirty; share of the "
+          "active patients):")
+    print(c.table(NIGHT_HEADERS, [_night_row(r) for r in results]))
+    dues = [r for r in results if r["mode"] == "due"]
+    fulls = [r for r in results if r["mode"] == "full" and r["due"]["new"] == 0]
+    if dues:
+        shares = [r["due"]["due"] / max(r["active"], 1) for r in dues]
+        print(f"share of patients due per night: min {100 * min(shares):.2f} %, mean "
+              f"{100 * sum(shares) / len(shares):.2f} %, max {100 * max(shares):.2f} % over {len(dues)} nights")
+        mean_due = sum(r["wall_s"] for r in dues) / len(dues)
+        print(f"due-only nightly wall: mean {mean_due:.1f} s (selection count query {dues[0]['count_due_s']:.2f} s), "
+              f"child VmHWM {max(r['peaks']['child'] for r in dues) / 1024:.0f} MiB")
+        if fulls:
+            f = fulls[-1]
+            print(f"full nightly (same run, same machine): {f['wall_s']:.1f} s, child VmHWM "
+                  f"{f['peaks']['child'] / 1024:.0f} MiB; due-only / full wall = {mean_due / f['wall_s']:.3f}")
+
+
 def profile_in_process(db_url: str, as_of: date, chunk: int) -> None:
     """cProfile of reassess_chunk's body in this process: one chunk cold, then the same chunk for the
     next day with the timeline cache warm."""
@@ -264,6 +432,24 @@ def profile_in_process(db_url: str, as_of: date, chunk: int) -> None:
         print("  top own time:")
         print(c.top_functions(prof, 12))
     runtime.reset()
+
+
+@contextmanager
+def private_redis(tmp: Path) -> Iterator[None]:
+    """A redis-server of this bench's own (tests/_servers.py) unless IMN_BENCH_REDIS_URL names one:
+    the bench flushes its broker database, which must never be the machine's."""
+    if os.environ.get("IMN_BENCH_REDIS_URL"):
+        yield
+        return
+    from tests._servers import PrivateRedis
+
+    server = PrivateRedis(tmp)
+    server.start()
+    c.REDIS_URL = server.url
+    try:
+        yield
+    finally:
+        server.kill()
 
 
 @contextmanager
@@ -349,6 +535,13 @@ def main() -> None:
     ap.add_argument("--database", default=None,
                     help="use and keep this database (load it only when it does not hold --patients patients)")
     ap.add_argument("--load-only", action="store_true", help="load the cohort and stop (with --database)")
+    ap.add_argument("--nights", type=int, default=0,
+                    help="issue 14: night D full, then this many due-only nights, then one full night")
+    ap.add_argument("--active", default=None,
+                    help="with --nights: comma-separated cohort sizes to run in turn (patients made active)")
+    ap.add_argument("--no-full-after", action="store_true", help="with --nights: skip the last full night")
+    ap.add_argument("--state-from-base", action="store_true",
+                    help="with --nights: full night over the base only, its state copied to the copies")
     args = ap.parse_args()
 
     from synthetic.cohort import DEFAULT_SEED
@@ -366,7 +559,7 @@ def main() -> None:
     meta: dict[str, Any] = {"patients": args.patients, "base": base, "seed": seed, "as_of": args.as_of.isoformat(),
                             "machine": c.machine(), "load_start": os.getloadavg()}
     database = kept_database(args.database) if args.database else c.bench_database()
-    with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, database as db_url:
+    with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, private_redis(Path(tmp)), database as db_url:
         if args.database and _count(db_url, "select count(*) from patients") == args.patients:
             print(f"database {args.database} already holds {args.patients} patients: not loaded again", flush=True)
         else:
@@ -374,6 +567,22 @@ def main() -> None:
         if args.load_only:
             return
         results = []
+        if args.nights:
+            sizes = [int(x) for x in args.active.split(",")] if args.active else [args.patients]
+            for size in sizes:
+                for n in [int(x) for x in args.workers.split(",")]:
+                    print(f"\n--- {size:,} active patients, {n} workers", flush=True)
+                    results += run_nights(db_url, n, args.as_of, Path(tmp) / "logs" / str(size), args.nights,
+                                          not args.no_full_after, args.state_from_base, base, size)
+            print_nights(results)
+            print(f"({c.load_note()} at the end of the runs)")
+            if args.json:
+                meta["load_end"] = os.getloadavg()
+                prior = json.loads(args.json.read_text()) if args.json.exists() else []
+                prior.append({"meta": {**meta, "kind": "nights"}, "rows": [_jsonable(r) for r in results]})
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(prior, indent=1, default=str))
+            return
 
         for n in [int(x) for x in args.workers.split(",")]:
             rows = run_config(db_url, n, args.as_of, settings.reassess_chunk, Path(tmp) / "logs", runs)

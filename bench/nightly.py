@@ -453,13 +453,14 @@ def private_redis(tmp: Path) -> Iterator[None]:
 
 
 @contextmanager
-def kept_database(name: str) -> Iterator[str]:
+def kept_database(name: str, template: str | None = None) -> Iterator[str]:
     """--database NAME: a database kept between invocations (created and migrated when missing), so a
-    large cohort is loaded once and measured later, when the machine is quiet."""
+    large cohort is loaded once and measured later, when the machine is quiet. --template: created as
+    a file copy of that database (e.g. the loaded 10k base, to grow it into a larger cohort)."""
     admin = sa.create_engine(c.PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if not conn.execute(sa.text("select 1 from pg_database where datname = :n"), {"n": name}).scalar():
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     admin.dispose()
     url = c.PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     from storage.db import upgrade
@@ -480,13 +481,18 @@ def _count(db_url: str, sql: str) -> int:
 
 
 def _load(db_url: str, args: argparse.Namespace, base: int, seed: int, meta: dict[str, Any]) -> None:
-    if _count(db_url, "select count(*) from patients"):
-        c.reset_schema(db_url)  # a kept database holding another cohort: start again
-    events, labs, load_s = load_cohort(db_url, base, seed, args.load_procs)
-    print(f"load: {base} patients (seed {seed}), {events} events ({labs} lab results) stored with "
-          f"store_events by {args.load_procs} processes in {load_s:.1f} s "
-          f"({events / load_s:,.0f} events/s, generation and parsing included)", flush=True)
-    meta.update({"generated_events": events, "generated_load_s": load_s})
+    held = _count(db_url, "select count(*) from patients")
+    if held == base and args.patients > base and not _count(db_url, "select count(*) from alerts"):
+        events = _count(db_url, "select count(*) from events")  # the base is there (--template): grow it
+        print(f"database holds the {base} base patients ({events} events): copying them", flush=True)
+    else:
+        if held:
+            c.reset_schema(db_url)  # a kept database holding another cohort: start again
+        events, labs, load_s = load_cohort(db_url, base, seed, args.load_procs)
+        print(f"load: {base} patients (seed {seed}), {events} events ({labs} lab results) stored with "
+              f"store_events by {args.load_procs} processes in {load_s:.1f} s "
+              f"({events / load_s:,.0f} events/s, generation and parsing included)", flush=True)
+        meta.update({"generated_events": events, "generated_load_s": load_s})
     if args.patients > base:
         copied = copy_cohort(db_url, args.patients // base - 1, args.load_procs)
         meta["copy"] = copied
@@ -535,6 +541,8 @@ def main() -> None:
     ap.add_argument("--database", default=None,
                     help="use and keep this database (load it only when it does not hold --patients patients)")
     ap.add_argument("--load-only", action="store_true", help="load the cohort and stop (with --database)")
+    ap.add_argument("--template", default=None,
+                    help="with --database: create it as a copy of this database (holding the loaded base)")
     ap.add_argument("--nights", type=int, default=0,
                     help="issue 14: night D full, then this many due-only nights, then one full night")
     ap.add_argument("--active", default=None,
@@ -558,7 +566,7 @@ def main() -> None:
           f"(patients per worker process)", flush=True)
     meta: dict[str, Any] = {"patients": args.patients, "base": base, "seed": seed, "as_of": args.as_of.isoformat(),
                             "machine": c.machine(), "load_start": os.getloadavg()}
-    database = kept_database(args.database) if args.database else c.bench_database()
+    database = kept_database(args.database, args.template) if args.database else c.bench_database()
     with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, private_redis(Path(tmp)), database as db_url:
         if args.database and _count(db_url, "select count(*) from patients") == args.patients:
             print(f"database {args.database} already holds {args.patients} patients: not loaded again", flush=True)

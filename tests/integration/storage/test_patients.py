@@ -109,3 +109,55 @@ def test_sweeper_queries(engine) -> None:  # type: ignore[no-untyped-def]
     with session(engine, write=False) as s:
         st = views.inbox_status(s, [inbox, 12345])
     assert len(st) == 1 and st[0]["state"] == "processed" and st[0]["counts"] == {"accepted": 1}
+
+
+def _set_valid_until(engine, values: dict[str, date | None]) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with engine.begin() as c:
+        for pid, until in values.items():
+            c.execute(text("update patients set valid_until = :u, last_as_of = :l, dirty_since = null"
+                           " where patient_id = :p"), {"u": until, "l": date(2025, 5, 1) if until else None, "p": pid})
+
+
+def test_due_patients_are_the_never_assessed_the_expired_and_the_dirty_each_once(engine) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 6, 1)
+    with session(engine) as s:
+        repo.store_events(s, None, [lab(pid=f"P{i:02d}") for i in range(12)], T0)
+    _set_valid_until(engine, {
+        "P00": None, "P01": None,  # never assessed
+        "P02": day - timedelta(days=3), "P03": day, "P04": day - timedelta(days=3),  # reached
+        "P05": day + timedelta(days=1), "P06": date.max, "P07": day + timedelta(days=30),  # not yet
+        "P08": day + timedelta(days=2), "P09": date.max, "P10": day, "P11": day + timedelta(days=9),
+    })
+    with session(engine) as s:
+        repo.mark_dirty(s, ["P06", "P03"], T0)  # P06: new events; P03: already due
+        repo.set_active(s, "P10", False)
+    pages: list[list[str]] = []
+    cursor: repo.DueCursor | None = repo.DUE_START
+    while cursor is not None:
+        with session(engine) as s:
+            ids, cursor = repo.due_patient_page(s, day, cursor, limit=2)
+        pages.append(ids)
+    due = [pid for page in pages for pid in page]
+    assert due == ["P00", "P01", "P02", "P04", "P03", "P06"]  # expired ones by valid_until, then id
+    assert all(len(p) <= 2 for p in pages)
+    with session(engine) as s:
+        assert repo.count_due(s, day) == {"new": 2, "expired": 3, "dirty": 1, "due": 6, "active": 11}
+        # what a due-only nightly run for `day` still owes (dirty ones are the sweeper's)
+        assert repo.patients_owed(s, day, "due", limit=100) == ["P00", "P01", "P02", "P04", "P03"]
+
+
+def test_saving_an_assessment_stores_valid_until_and_takes_the_patient_out_of_the_due_set(engine) -> None:  # type: ignore[no-untyped-def]
+    day = date(2025, 6, 1)
+    with session(engine) as s:
+        repo.store_events(s, None, [patient(), lab(analyte="proteinuria_24h", value=6, unit="g/d")], T0)
+    with session(engine) as s:
+        a = assess(repo.load_timeline(s, "P1"), day)
+        repo.save_assessment(s, a, T0)
+        repo.clear_dirty(s, "P1", repo.dirty_since_of(s, ["P1"])["P1"])  # type: ignore[arg-type]
+    assert a.valid_until > day
+    with session(engine) as s:
+        assert repo.due_patient_page(s, day, repo.DUE_START, 10) == ([], None)
+        assert repo.due_patient_page(s, a.valid_until, repo.DUE_START, 10)[0] == ["P1"]
+        assert repo.due_patient_page(s, a.valid_until - timedelta(days=1), repo.DUE_START, 10)[0] == []

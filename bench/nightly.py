@@ -609,6 +609,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, private_redis(Path(tmp)), database as db_url:
         if args.database and _count(db_url, "select count(*) from patients") == args.patients:
             print(f"database {args.database} already holds {args.patients} patients: not loaded again", flush=True)
+        elif args.state_from_base and _count(db_url, "select count(*) from patients where strpos(patient_id, '~') = 0"
+                                             ) == base and not args.load_only:
+            print(f"database {args.database} holds the {base:,} base patients: the copies are made after the "
+                  "base's full night (--state-from-base)", flush=True)
         else:
             _load(db_url, args, base, seed, meta)
         if args.load_only:

@@ -364,7 +364,9 @@ class TimelineCache:
         self._held: OrderedDict[str, tuple[tuple[int, int], Timeline]] = OrderedDict()
         self.hits = self.misses = 0
 
-    def load(self, s: Session, patient_ids: list[str]) -> dict[str, Timeline]:
+    def load(self, s: Session, patient_ids: list[str], keep: bool = True) -> dict[str, Timeline]:
+        """The patients' timelines, from the cache while current; `keep=False` does not add the ones
+        it had to load (a nightly pass visits each patient once: caching them only grows memory)."""
         marks = event_marks(s, patient_ids)
         out: dict[str, Timeline] = {}
         stale: list[str] = []
@@ -379,7 +381,7 @@ class TimelineCache:
         self.misses += len(stale)
         for pid, timeline in load_timelines(s, stale).items():
             out[pid] = timeline
-            if self.max_patients > 0:
+            if keep and self.max_patients > 0:
                 self._held[pid] = (marks.get(pid, (0, 0)), timeline)
                 self._held.move_to_end(pid)
         while len(self._held) > self.max_patients:

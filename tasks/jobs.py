@@ -59,7 +59,8 @@ def reassess_chunk(patient_ids: list[str], as_of: str | None = None, debounced: 
     rt = get()
     if debounced and rt.redis is not None:
         rt.redis.delete(*(DEBOUNCE_KEY.format(pid) for pid in patient_ids))
-    reassess(rt, patient_ids, _as_of(rt, as_of), skip_current=True)
+    # a debounced burst may come back for the same patients: keep their timelines; a nightly chunk won't
+    reassess(rt, patient_ids, _as_of(rt, as_of), skip_current=True, keep_timelines=debounced)
     enqueue_due_notifications(rt)
 
 
@@ -222,7 +223,7 @@ def run_inline_reassess_all(rt: Runtime, as_of: date, full: bool = False) -> Rea
     """The nightly run here: the due patients (every one when `full` or on the safety-net day)."""
     total = ReassessCounts()
     for chunk in nightly_chunks(rt, as_of, nightly_mode(rt, as_of, full), rt.settings.reassess_chunk):
-        total.add(reassess(rt, chunk, as_of, skip_current=True))
+        total.add(reassess(rt, chunk, as_of, skip_current=True, keep_timelines=False))
     # a full pass also expired the snoozes of every patient it reassessed; the patients it skips
     # get theirs here (the scheduler's sweep does the same with a broker)
     expire_snoozes(rt, utcnow())

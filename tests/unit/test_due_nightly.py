@@ -154,3 +154,19 @@ def test_the_comparison_catches_a_run_that_skips_a_due_night(shift: int) -> None
             late.night(pid, a, now)
             held = a
     assert late.changes != right.changes
+
+
+# ---- the weekly safety net (IMN_FULL_REASSESS_WEEKDAY) -------------------------------------------
+
+
+def test_the_full_night_falls_on_the_configured_weekday_daily_or_never() -> None:
+    from tasks.settings import Settings
+
+    week = [date(2026, 11, 30) + timedelta(days=i) for i in range(7)]  # Monday .. Sunday
+    assert [Settings(_env_file=None).full_night(d) for d in week] == [False] * 6 + [True]  # default: sun
+    assert [Settings(full_reassess_weekday="Wed", _env_file=None).full_night(d) for d in week] == \
+        [False, False, True, False, False, False, False]
+    assert all(Settings(full_reassess_weekday="daily", _env_file=None).full_night(d) for d in week)
+    assert not any(Settings(full_reassess_weekday="never", _env_file=None).full_night(d) for d in week)
+    with pytest.raises(ValueError, match="full_reassess_weekday"):
+        Settings(full_reassess_weekday="sunday", _env_file=None)

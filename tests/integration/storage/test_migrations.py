@@ -139,3 +139,31 @@ def test_0005_turns_old_outbox_rows_into_groups_and_keeps_their_deliveries(fresh
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_0006_existing_patients_start_due_and_the_columns_go_on_downgrade(fresh_url: str) -> None:
+    from datetime import date
+
+    from alembic import command
+
+    from storage import repository as repo
+    from storage.db import alembic_config
+
+    engine = make_engine(fresh_url)
+    try:
+        upgrade(engine, "0005")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO patients (patient_id, active, first_seen_at, last_as_of) VALUES"
+                           " ('P1', true, :t, '2025-05-01')"), {"t": T0})
+        upgrade(engine)
+        with session(engine) as s:  # never assessed since the upgrade: the next nightly run takes it
+            assert repo.due_patient_page(s, date(2025, 6, 1), repo.DUE_START, 10) == (["P1"], None)
+        with engine.connect() as conn:
+            command.downgrade(alembic_config(conn), "0005")
+            conn.commit()
+        assert "valid_until" not in {col["name"] for col in inspect(engine).get_columns("patients")}
+        assert "mode" not in {col["name"] for col in inspect(engine).get_columns("nightly_runs")}
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()

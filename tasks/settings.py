@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     mllp_idle_timeout_s: float = Field(300.0, gt=0, description="MLLP connections idle this long close")
     mllp_max_frame_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="larger MLLP frames are refused")
     code_map: Path | None = Field(None, description="TOML map of local lab codes and unit spellings")
+    # the base URL the service is reached at from outside (EHR redirect URIs, CDS Hooks audiences);
+    # unset = the request's own base URL (as seen through IMN_TRUSTED_PROXIES)
+    public_url: str | None = Field(None, description="external base URL, e.g. https://imn.hospital.example")
+    # SMART App Launch (feed/smart.py): EHR issuer (the FHIR base URL sent as `iss`) -> this app's client
+    # id there (a public client using PKCE); a launch from any other issuer is refused
+    smart_clients: dict[str, str] = Field(default_factory=dict, description="JSON map: EHR iss -> client id")
+    smart_launch_ttl_s: int = Field(600, ge=30, description="a started EHR launch must come back within this")
+    smart_http_timeout_s: float = Field(10.0, gt=0, description="timeout of each request to an EHR")
 
     @field_validator("timezone")
     @classmethod
@@ -63,6 +71,31 @@ class Settings(BaseSettings):
         for item in filter(None, (p.strip() for p in v.split(","))):
             ipaddress.ip_network(item, strict=False)  # raises for a typo: fail at start-up
         return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base(cls, v: str | None) -> str | None:
+        if v:
+            from urllib.parse import urlsplit
+
+            u = urlsplit(v)
+            if u.scheme not in ("http", "https") or not u.netloc or u.query or u.fragment:
+                raise ValueError("IMN_PUBLIC_URL must be an absolute http(s) base URL without query")
+            return v.rstrip("/")
+        return None
+
+    @field_validator("smart_clients")
+    @classmethod
+    def _smart_issuers(cls, v: dict[str, str]) -> dict[str, str]:
+        from urllib.parse import urlsplit
+
+        out = {}
+        for iss, client_id in v.items():
+            u = urlsplit(iss)
+            if u.scheme not in ("http", "https") or not u.netloc or "@" in u.netloc or not client_id.strip():
+                raise ValueError("IMN_SMART_CLIENTS maps absolute http(s) issuer URLs to client ids")
+            out[iss.rstrip("/")] = client_id.strip()
+        return out
 
     @model_validator(mode="after")
     def _webhook_target(self) -> "Settings":

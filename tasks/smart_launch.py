@@ -140,11 +140,15 @@ def discover(iss: str, timeout_s: float) -> Endpoints:
         jwks_uri=check_endpoint(jwks, iss, "JWKS URL") if jwks is not None else None)
 
 
+def s256(verifier: str) -> str:
+    """The PKCE S256 code challenge of a verifier: BASE64URL(SHA256(verifier)) without padding."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
+
+
 def pkce_pair() -> tuple[str, str]:
-    """(code_verifier, S256 code_challenge): 43..128 unreserved characters, RFC 7636."""
-    verifier = secrets.token_urlsafe(64)  # 86 characters
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=")
-    return verifier, challenge.decode("ascii")
+    """(code_verifier, S256 code_challenge): a verifier of 43..128 unreserved characters, RFC 7636."""
+    verifier = secrets.token_urlsafe(64)  # 86 characters of [A-Za-z0-9_-]
+    return verifier, s256(verifier)
 
 
 def authorize_url(endpoints: Endpoints, *, client_id: str, redirect_uri: str, iss: str, launch: str, state: str,

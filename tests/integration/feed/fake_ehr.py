@@ -108,7 +108,7 @@ def build_app(ehr: FakeEhr) -> FastAPI:
             ("aud", q.get("aud") == ehr.iss), ("launch", q.get("launch") in ehr.launches),
             ("code_challenge_method", q.get("code_challenge_method") == "S256"),
             ("code_challenge", bool(q.get("code_challenge"))), ("state", bool(q.get("state"))),
-            ("scope", set("launch openid fhirUser patient/*.read".split()) <= set(q.get("scope", "").split())),
+            ("scope", {"launch", "openid", "fhirUser", "patient/*.read"} <= set(q.get("scope", "").split())),
             ("redirect_uri", q.get("redirect_uri") == ehr.app_base + "/smart/callback")] if not ok]
         if problems:
             return JSONResponse({"error": "invalid_request", "bad": problems}, status_code=400)

@@ -17,8 +17,10 @@ from fastapi.testclient import TestClient
 
 from storage.db import session
 from storage.models import SmartLaunchRow
-from tests.integration.feed import fake_ehr
-from tests.integration.feed.conftest_web import app, client, seeded  # noqa: F401
+from tests.integration.feed import conftest_web, fake_ehr
+
+# conftest_web's fixtures, shared by name (web_rt is this module's own, below)
+app, client, seeded = conftest_web.app, conftest_web.client, conftest_web.seeded
 
 pytestmark = pytest.mark.integration
 APP = "http://testserver"
@@ -147,26 +149,26 @@ def test_the_session_reaches_its_patient_only(seeded, client, ehr) -> None:  # t
 # ------------------------------------------------------------------------------------- refusals
 
 
-def test_an_unknown_issuer_gets_a_400_page(seeded, client) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_issuer_gets_a_400_page(web_rt, client) -> None:  # type: ignore[no-untyped-def]
     r = client.get("/smart/launch", params={"iss": "https://evil.example/fhir", "launch": "x"})
     _is_page(r, 400, "not registered")
     assert "https://evil.example/fhir" in r.text and "IMN_SMART_CLIENTS" in r.text
 
 
-def test_a_launch_without_its_parameters_gets_a_400_page(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
+def test_a_launch_without_its_parameters_gets_a_400_page(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
     _is_page(client.get("/smart/launch", params={"iss": ehr.iss}), 400, "incomplete")
     _is_page(client.get("/smart/callback"), 400, "incomplete")
 
 
-def test_an_ehr_that_is_down_gets_a_502_page(seeded, client) -> None:  # type: ignore[no-untyped-def]
+def test_an_ehr_that_is_down_gets_a_502_page(web_rt, client) -> None:  # type: ignore[no-untyped-def]
     _is_page(client.get("/smart/launch", params={"iss": DOWN_ISS, "launch": "x"}), 502, "cannot be reached")
 
 
-def test_a_state_imn_monitor_did_not_issue_is_refused(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
+def test_a_state_imn_monitor_did_not_issue_is_refused(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
     back = start(client, ehr, "P-ALB")
     forged = re.sub(r"state=[^&]+", "state=forged-state", back.headers["location"])
     _is_page(client.get(forged.removeprefix(APP)), 400, "did not start this sign-in")
-    assert ehr.token_requests == [] and _sessions(seeded) == []
+    assert ehr.token_requests == [] and _sessions(web_rt) == []
 
 
 def test_a_replayed_callback_is_refused(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
@@ -176,73 +178,73 @@ def test_a_replayed_callback_is_refused(seeded, client, ehr) -> None:  # type: i
     assert len(_sessions(seeded)) == 1 and len(ehr.token_requests) == 1
 
 
-def test_an_expired_launch_is_refused(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
+def test_an_expired_launch_is_refused(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
     back = start(client, ehr, "P-ALB")
     t = SmartLaunchRow.__table__  # type: ignore[attr-defined]
-    ttl = timedelta(seconds=seeded.settings.smart_launch_ttl_s + 1)
-    with session(seeded.engine) as s:  # move the launch's expiry into the past (instead of waiting)
+    ttl = timedelta(seconds=web_rt.settings.smart_launch_ttl_s + 1)
+    with session(web_rt.engine) as s:  # move the launch's expiry into the past (instead of waiting)
         expires = s.execute(sa.select(t.c.expires_at)).scalar_one()
         s.execute(sa.update(t).values(expires_at=expires - ttl))
     _is_page(finish(client, back), 400, "not completed within 10 minutes")
-    assert _sessions(seeded) == []
+    assert _sessions(web_rt) == []
 
 
-def test_a_callback_in_another_browser_opens_nothing(seeded, app, client, ehr) -> None:  # type: ignore[no-untyped-def]
+def test_a_callback_in_another_browser_opens_nothing(web_rt, app, client, ehr) -> None:  # type: ignore[no-untyped-def]
     back = start(client, ehr, "P-ALB")
     with TestClient(app) as other:  # no launch cookie: someone else's browser
         _is_page(finish(other, back), 400, "another browser")
-    assert _sessions(seeded) == [] and ehr.token_requests == []
+    assert _sessions(web_rt) == [] and ehr.token_requests == []
 
 
-def test_the_authorization_server_checks_pkce(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
+def test_the_authorization_server_checks_pkce(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
     back = start(client, ehr, "P-ALB")
     t = SmartLaunchRow.__table__  # type: ignore[attr-defined]
-    with session(seeded.engine) as s:  # the verifier no longer matches the challenge sent to the EHR
+    with session(web_rt.engine) as s:  # the verifier no longer matches the challenge sent to the EHR
         s.execute(sa.update(t).values(code_verifier="x" * 64))
     r = finish(client, back)
     _is_page(r, 400, "refused the sign-in")
     assert "invalid_grant" in r.text
-    assert ehr.token_requests[-1]["code_verifier"] == "x" * 64 and _sessions(seeded) == []
+    assert ehr.token_requests[-1]["code_verifier"] == "x" * 64 and _sessions(web_rt) == []
 
 
-def test_denied_authorization_gets_a_403_page_and_burns_the_state(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
+def test_denied_authorization_gets_a_403_page_and_burns_the_state(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
     ehr.deny = True
     back = start(client, ehr, "P-ALB")
     r = finish(client, back)
     _is_page(r, 403, "did not authorize")
-    assert "access_denied" in r.text and _sessions(seeded) == []
-    with session(seeded.engine, write=False) as s:
+    assert "access_denied" in r.text and _sessions(web_rt) == []
+    with session(web_rt.engine, write=False) as s:
         assert s.execute(sa.select(SmartLaunchRow.used_at)).scalar_one() is not None
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_a_failing_token_endpoint_gets_a_502_page(seeded, client, ehr, status) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_token_endpoint_gets_a_502_page(web_rt, client, ehr, status) -> None:  # type: ignore[no-untyped-def]
     ehr.token_status = status
     _is_page(launch(client, ehr, "P-ALB"), 502, f"answered HTTP {status}")
-    assert _sessions(seeded) == []
+    assert _sessions(web_rt) == []
 
 
-def test_an_unreachable_token_endpoint_gets_a_502_page(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_token_endpoint_gets_a_502_page(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
     ehr.token_endpoint = f"http://127.0.0.1:{_closed_port()}/token"
     _is_page(launch(client, ehr, "P-ALB"), 502, "cannot be reached")
-    assert _sessions(seeded) == []
+    assert _sessions(web_rt) == []
 
 
-def test_an_unknown_patient_gets_a_404_page(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_patient_gets_a_404_page(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
     r = launch(client, ehr, "NOT-FOLLOWED")
     _is_page(r, 404, "not followed by imn-monitor")
-    assert "NOT-FOLLOWED" in r.text and _sessions(seeded) == []
+    assert "NOT-FOLLOWED" in r.text and _sessions(web_rt) == []
 
 
-def test_a_launch_without_an_identified_user_is_refused(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
+def test_a_launch_without_an_identified_user_is_refused(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
     ehr.issue_id_token = False
     _is_page(launch(client, ehr, "P-ALB"), 403, "did not say who you are")
-    assert _sessions(seeded) == []
+    assert _sessions(web_rt) == []
 
 
-def test_a_forged_id_token_is_refused(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_id_token_is_refused(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     ehr.id_token_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # not in the JWKS
     _is_page(launch(client, ehr, "P-ALB"), 502, "identity token is not valid")
-    assert _sessions(seeded) == []
+    assert _sessions(web_rt) == []

@@ -158,9 +158,26 @@ def _first_sentence(message: str) -> str:
     return message
 
 
-def summary(rule: str, message: str) -> str:
+def _latest_lab(evidence: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    labs = [e for e in evidence if e.get("analyte") is not None and e.get("value") is not None]
+    # the latest result; of results of one day, the first the rule listed
+    return max(reversed(labs), key=lambda e: str(e.get("effective_at") or ""), default=None)
+
+
+def summary(rule: str, message: str, evidence: Iterable[Mapping[str, Any]] = ()) -> str:
+    """The message's first sentence when it fits (the rule's own words, with its values); else the
+    rule's title with the latest result of the evidence; else the title alone."""
+    first = " ".join(_first_sentence(message).split())
+    if first and len(first) <= SUMMARY_MAX_CHARS:
+        return first
     title = RULE_TITLES.get(rule, rule)
-    return _truncate(f"{title}: {_first_sentence(message)}")
+    latest = _latest_lab(evidence)
+    if latest is not None:
+        value = f"{display.evidence_number(latest)} {display.evidence_unit(latest)}".strip()
+        with_value = f"{title} ({_evidence_name(latest)} {value}, {str(latest.get('effective_at'))[:10]})"
+        if len(with_value) <= SUMMARY_MAX_CHARS:
+            return with_value
+    return _truncate(title)
 
 
 def _md(text: Any) -> str:
@@ -175,7 +192,7 @@ def _evidence_name(e: Mapping[str, Any]) -> str:
         return spec.label if spec is not None else str(e["analyte"])
     if e.get("medication") is not None:
         return str(e["medication"])
-    return str(e.get("derived") or "")
+    return str(e.get("derived") or "").replace("_", " ")
 
 
 def evidence_table(evidence: Iterable[Mapping[str, Any]]) -> str:
@@ -224,7 +241,7 @@ def alert_card(alert: Mapping[str, Any], link: PatientLink,
     """One alert (as storage.serialize.alert_as_dict shows it) as a card."""
     return {
         "uuid": card_uuid(int(alert["id"])),
-        "summary": summary(str(alert["rule"]), str(alert.get("message") or "")),
+        "summary": summary(str(alert["rule"]), str(alert.get("message") or ""), alert.get("evidence") or ()),
         "indicator": INDICATORS.get(str(alert.get("severity")), "info"),
         "detail": _detail(alert, muted),
         "source": guideline_source(str(alert.get("reference") or "")),

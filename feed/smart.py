@@ -178,7 +178,7 @@ def _callback(request: Request) -> Response:
     claims = smart.verify_id_token(id_token, jwks_uri=pending.jwks_uri, issuer=pending.issuer or pending.iss,
                                    client_id=pending.client_id, timeout_s=st.smart_http_timeout_s)
     actor = smart.user_name(claims, pending.iss)
-    mrn_system = getattr(st, "ehr_mrn_system", None)
+    mrn_system = st.ehr_mrn_system
     resource = None
     if mrn_system:  # the MRN is in the Patient resource, read with the launch's access token
         resource = smart.fetch_patient(pending.iss, fhir_patient, tokens["access_token"], st.smart_http_timeout_s)

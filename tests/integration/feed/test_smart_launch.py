@@ -248,3 +248,23 @@ def test_a_forged_id_token_is_refused(web_rt, client, ehr) -> None:  # type: ign
     ehr.id_token_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # not in the JWKS
     _is_page(launch(client, ehr, "P-ALB"), 502, "identity token is not valid")
     assert _sessions(web_rt) == []
+
+
+# ------------------------------------------------------------------------------ MRN patient mapping
+
+
+def test_with_an_mrn_system_the_patient_is_found_by_the_mrn_in_the_ehrs_patient(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
+    seeded.settings.ehr_mrn_system = fake_ehr.MRN_SYSTEM
+    ehr.patients["ehr-7"] = {"resourceType": "Patient", "id": "ehr-7", "identifier": [
+        {"system": "urn:other", "value": "P-ALB"}, {"system": fake_ehr.MRN_SYSTEM, "value": "P-CSA"}]}
+    r = launch(client, ehr, "ehr-7")  # the EHR's id means nothing here: its MRN is P-CSA
+    _is_page(r, 200, "Signed in from the EHR")
+    assert 'url=/ui/patients/P-CSA"' in r.text
+    assert [s["patient_id"] for s in _sessions(seeded)] == ["P-CSA"]
+    assert client.get("/ui/patients/P-CSA").status_code == 200
+
+
+def test_with_an_mrn_system_a_patient_record_the_ehr_withholds_gets_a_502_page(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
+    web_rt.settings.ehr_mrn_system = fake_ehr.MRN_SYSTEM  # and the EHR serves no Patient ehr-8
+    _is_page(launch(client, ehr, "ehr-8"), 502, "did not give the patient")
+    assert _sessions(web_rt) == []

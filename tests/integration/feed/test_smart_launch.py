@@ -268,3 +268,12 @@ def test_with_an_mrn_system_a_patient_record_the_ehr_withholds_gets_a_502_page(w
     web_rt.settings.ehr_mrn_system = fake_ehr.MRN_SYSTEM  # and the EHR serves no Patient ehr-8
     _is_page(launch(client, ehr, "ehr-8"), 502, "did not give the patient")
     assert _sessions(web_rt) == []
+
+
+def test_the_redirect_uri_uses_the_public_url_when_set(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
+    web_rt.settings.public_url = "https://imn.hospital.example"  # behind a proxy: not the request's host
+    r = client.get(ehr.launch_url("P-ALB").removeprefix(APP), follow_redirects=False)
+    q = parse_qs(urlsplit(r.headers["location"]).query)
+    assert q["redirect_uri"] == ["https://imn.hospital.example/smart/callback"]
+    with session(web_rt.engine, write=False) as s:  # and the token exchange will send the same one
+        assert s.execute(sa.select(SmartLaunchRow.redirect_uri)).scalar_one() == q["redirect_uri"][0]

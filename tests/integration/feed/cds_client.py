@@ -84,8 +84,13 @@ def order_context(*orders: dict[str, Any]) -> dict[str, Any]:
                             "entry": [{"resource": o} for o in orders]}}
 
 
+def relapse_with_low_egfr() -> list[dict[str, Any]]:
+    """P-REL: a critical relapse muting titer_rising, and an eGFR of 52 (a cyclosporine order warns)."""
+    return relapse_case("P-REL") + [lab("P-REL", "egfr", 52, "mL/min/1.73m2", "2025-08-10")]
+
+
 def events() -> list[dict[str, Any]]:
-    ev = cohort() + relapse_case("P-REL")
+    ev = cohort() + relapse_with_low_egfr()
     # P-GFR: kidney function impaired (eGFR 48), no cyclosporine yet; P-OK: eGFR 75
     ev += [{"type": "patient", "patient_id": "P-GFR", "birth_date": "1960-01-01", "sex": "female"},
            lab("P-GFR", "egfr", 48.4, "mL/min/1.73m2", "2025-08-15"),

@@ -18,12 +18,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from monitor import display
 from monitor.analytes import ANALYTES
 from monitor.events import LabResult
 from monitor.findings import SEVERITY_RANK
+from monitor.interop.codemap import CodeMap
 from monitor.rules import csa_renal_impairment
 
 PATIENT_VIEW = "imn-monitor-patient-view"
@@ -277,7 +279,7 @@ class DraftOrder:
 
     reference: str  # "MedicationRequest/<id>": what the card is about
     drug: str  # a monitor drug key (monitor.events.DRUGS)
-    start: Any  # date: the planned start (boundsPeriod.start, else authoredOn, else the hook's day)
+    start: date  # the planned start (boundsPeriod.start, else authoredOn, else the hook's day)
 
 
 def renal_impairment_card(order: DraftOrder, egfr: Sequence[LabResult], link: PatientLink) -> dict[str, Any] | None:
@@ -311,9 +313,12 @@ def renal_impairment_card(order: DraftOrder, egfr: Sequence[LabResult], link: Pa
     }
 
 
-def _day_of(value: Any) -> Any:
-    from datetime import date
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object, or {} for anything else (a hook never fails on a part it cannot read)."""
+    return value if isinstance(value, dict) else {}
 
+
+def _day_of(value: Any) -> date | None:
     if not isinstance(value, str) or len(value) < 10:
         return None
     try:
@@ -322,55 +327,46 @@ def _day_of(value: Any) -> Any:
         return None
 
 
-def _planned_start(req: Mapping[str, Any]) -> Any:
+def _planned_start(req: Mapping[str, Any]) -> date | None:
     for dosage in req.get("dosageInstruction") or []:
-        if not isinstance(dosage, dict):
-            continue
-        timing = dosage.get("timing") if isinstance(dosage.get("timing"), dict) else {}
-        repeat = timing.get("repeat") if isinstance(timing.get("repeat"), dict) else {}
-        bounds = repeat.get("boundsPeriod") if isinstance(repeat.get("boundsPeriod"), dict) else {}
+        bounds = _obj(_obj(_obj(_obj(dosage).get("timing")).get("repeat")).get("boundsPeriod"))
         start = _day_of(bounds.get("start"))
         if start is not None:
             return start
     return _day_of(req.get("authoredOn"))
 
 
-def _medication_names(req: Mapping[str, Any], contained: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[str]]:
-    concept = req.get("medicationCodeableConcept")
-    if not isinstance(concept, dict):
-        ref = req.get("medicationReference") if isinstance(req.get("medicationReference"), dict) else {}
-        med = contained.get(str(ref.get("reference") or ""))
-        concept = med.get("code") if isinstance(med, dict) and isinstance(med.get("code"), dict) else {}
+def _medication_names(req: Mapping[str, Any], bundle_meds: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    concept = _obj(req.get("medicationCodeableConcept"))
+    if not concept:
+        target = str(_obj(req.get("medicationReference")).get("reference") or "")
+        # "#id": a Medication contained in this order; "Medication/id": one in the Bundle
+        own = {f"#{c['id']}": c for c in req.get("contained") or []
+               if isinstance(c, dict) and c.get("resourceType") == "Medication" and c.get("id")}
+        concept = _obj(_obj(own.get(target) or bundle_meds.get(target)).get("code"))
     codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
     codes = [str(c.get("code")) for c in codings if c.get("code")]
     texts = [str(t) for t in (concept.get("text"), *(c.get("display") for c in codings)) if t]
     return codes, texts
 
 
-def draft_orders(draft_orders: Any, selections: Any, code_map: Any, today: Any) -> list[DraftOrder]:
+def draft_orders(draft_orders: Any, selections: Any, code_map: CodeMap, today: date) -> list[DraftOrder]:
     """The selected MedicationRequests of an order-select hook's draftOrders Bundle whose drug is one of
-    the monitor's (code_map: monitor.interop.codemap.CodeMap; RxNorm codes through it, names through
-    the drug aliases). Anything unreadable is skipped: a hook never fails on an order it cannot read."""
-    if not isinstance(draft_orders, dict):
-        return []
-    resources = [e.get("resource") for e in draft_orders.get("entry") or []
-                 if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
-    contained: dict[str, Mapping[str, Any]] = {}
-    for res in resources:
-        if res.get("resourceType") == "Medication" and res.get("id"):
-            contained[f"Medication/{res['id']}"] = res
-        for c in res.get("contained") or []:
-            if isinstance(c, dict) and c.get("resourceType") == "Medication" and c.get("id"):
-                contained[f"#{c['id']}"] = c
-    chosen = {str(s) for s in selections or [] if isinstance(s, str)}
+    the monitor's (RxNorm or local codes through the code map, names through the drug aliases); no
+    selections = every order. Anything unreadable is skipped: a hook never fails on an order it
+    cannot read. The planned start: the first dosage's boundsPeriod.start, else authoredOn, else today."""
+    resources = [_obj(e).get("resource") for e in _obj(draft_orders).get("entry") or []]
+    found = [r for r in resources if isinstance(r, dict)]
+    bundle_meds = {f"Medication/{r['id']}": r for r in found if r.get("resourceType") == "Medication" and r.get("id")}
+    chosen = {s for s in selections or [] if isinstance(s, str)}
     out = []
-    for res in resources:
+    for res in found:
         if res.get("resourceType") != "MedicationRequest":
             continue
         ref = f"MedicationRequest/{res.get('id')}"
         if chosen and ref not in chosen:
             continue
-        codes, texts = _medication_names(res, contained)
+        codes, texts = _medication_names(res, bundle_meds)
         drug = code_map.resolve_drug(codes, texts)
         if drug is None:
             continue

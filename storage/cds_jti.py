@@ -20,4 +20,4 @@ def remember(s: Session, issuer: str, jti: str, expires_at: datetime, now: datet
     s.execute(delete(_jti).where(_jti.c.expires_at < now))
     stmt = upsert(s, _jti).values(issuer=issuer, jti=jti, expires_at=expires_at, seen_at=now)
     result = s.execute(stmt.on_conflict_do_nothing(index_elements=["issuer", "jti"]))
-    return bool(result.rowcount)
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # a CursorResult for an INSERT

@@ -53,8 +53,8 @@ def parse_request(service: str, body: Any) -> HookRequest:
     pid = context.get("patientId")
     if not isinstance(pid, str) or not pid.strip():
         raise HookRequestError("context.patientId is required")
-    prefetch = body.get("prefetch") if isinstance(body.get("prefetch"), dict) else {}
-    return HookRequest(service, hook, pid.strip(), context, prefetch)
+    prefetch = body.get("prefetch")
+    return HookRequest(service, hook, pid.strip(), context, prefetch if isinstance(prefetch, dict) else {})
 
 
 def patient_link(rt: Runtime, base_url: str, patient_id: str) -> cds.PatientLink:
@@ -100,9 +100,13 @@ class FeedbackResult:
         return {"accepted": self.accepted, "overridden": self.overridden, "ignored": self.ignored}
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _override_comment(item: dict[str, Any]) -> str:
-    reason = item.get("overrideReason") if isinstance(item.get("overrideReason"), dict) else {}
-    coding = reason.get("reason") if isinstance(reason.get("reason"), dict) else {}
+    reason = _obj(item.get("overrideReason"))
+    coding = _obj(reason.get("reason"))
     said = [str(coding.get("display") or coding.get("code") or "").strip(), str(reason.get("userComment") or "").strip()]
     text = "; ".join(p for p in said if p)
     return f"Card overridden in the EHR: {text}" if text else "Card overridden in the EHR (no reason given)"

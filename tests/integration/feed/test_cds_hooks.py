@@ -225,7 +225,7 @@ def test_refusals(world: World) -> None:
     _refused(post(url, json=body, headers=ehr.headers(PV, exp_in=-120)), "expired")
     _refused(post(url, json=body, headers=ehr.headers(PV, aud=f"{BASE}/cds-services/{OS}")), "aud")
     _refused(post(url, json=body, headers=ehr.headers(PV, aud="https://elsewhere.example.org/cds-services/" + PV)), "aud")
-    _refused(post(url, json=body, headers=ehr.headers(PV, iss="https://rogue.example.org")), "issuer is not trusted")
+    _refused(post(url, json=body, headers=ehr.headers(PV, iss="https://rogue.example.org")), "issuer 'https://rogue.example.org' is not trusted")
     _refused(post(url, json=body, headers=ehr.headers(PV, kid="nope")), "kid")
     _refused(post(url, json=body, headers=ehr.headers(PV, kid="a-2")), "InvalidSignature")  # another key of the issuer
     rogue = ec.generate_private_key(ec.SECP384R1())

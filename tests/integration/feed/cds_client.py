@@ -104,11 +104,14 @@ def events() -> list[dict[str, Any]]:
 
 
 @contextmanager
-def serve_static(files: dict[str, tuple[bytes, str]]) -> Iterator[str]:
-    """Serve {path: (body, content type)} on 127.0.0.1 (a JWKS, the fake EHR's page); the base URL."""
+def serve_static(files: dict[str, tuple[bytes, str]], seen: list[tuple[str, str | None]] | None = None) -> Iterator[str]:
+    """Serve {path: (body, content type)} on 127.0.0.1 (a JWKS, the fake EHR's page or FHIR server);
+    the base URL. `seen` collects (path, Authorization header) of each request."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if seen is not None:
+                seen.append((self.path, self.headers.get("Authorization")))
             body, ctype = files.get(self.path.split("?")[0], (b"not found", "text/plain"))
             self.send_response(200 if self.path.split("?")[0] in files else 404)
             self.send_header("Content-Type", ctype)

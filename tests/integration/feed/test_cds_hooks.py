@@ -168,6 +168,33 @@ def test_mrn_mapping_and_smart_links(world: World) -> None:
         assert r.status_code == 401
 
 
+def test_mrn_mapping_reads_the_patient_from_the_ehr_without_prefetch(world: World) -> None:
+    settings = world.rt.settings.model_copy(update={"ehr_mrn_system": "urn:oid:1.2.3"})
+    patient = {"resourceType": "Patient", "id": "ehr-555", "identifier": [{"system": "urn:oid:1.2.3", "value": "P-ALB"}]}
+    seen: list[tuple[str, str | None]] = []
+    with TestClient(create_app(runtime.Runtime(settings, world.rt.engine))) as client, \
+            serve_static({"/fhir/Patient/ehr-555": (json.dumps(patient).encode(), "application/fhir+json")},
+                         seen) as fhir:
+        body = hook_body("patient-view", "ehr-555")
+        body["fhirServer"] = f"{fhir}/fhir"
+        body["fhirAuthorization"] = {"access_token": "tok-123", "token_type": "Bearer", "expires_in": 300,
+                                     "scope": "patient/Patient.read", "subject": "imn-monitor"}
+        schema("hook_request").validate(body)
+        r = client.post(f"/cds-services/{PV}", json=body, headers=world.file_ehr.headers(PV))
+        assert r.status_code == 200 and len(r.json()["cards"]) == 1
+        assert seen == [("/fhir/Patient/ehr-555", "Bearer tok-123")]
+        # no token to read it with: nothing is read, nobody is resolved
+        del body["fhirAuthorization"]
+        r = client.post(f"/cds-services/{PV}", json=body, headers=world.file_ehr.headers(PV))
+        assert r.json() == {"cards": []} and len(seen) == 1
+        # the EHR's FHIR server does not answer: still no error
+        body["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": 1, "scope": "s",
+                                     "subject": "s"}
+        body["fhirServer"] = "http://127.0.0.1:9/fhir"
+        r = client.post(f"/cds-services/{PV}", json=body, headers=world.file_ehr.headers(PV))
+        assert r.status_code == 200 and r.json() == {"cards": []}
+
+
 # ------------------------------------------------------------------------------------- order-select
 
 

@@ -133,8 +133,10 @@ def discovery() -> dict[str, Any]:
                          "chart is opened, with their evidence and sources."),
          "prefetch": dict(PREFETCH)},
         {"hook": "order-select", "id": ORDER_SELECT, "title": "imn-monitor: cyclosporine and kidney function",
-         "description": ("Warns when cyclosporine is ordered for a patient whose latest eGFR in the 90 days up to "
-                         "the planned start is below 60 mL/min/1.73 m2 (rule csa_renal_impairment)."),
+         "description": (f"Warns when cyclosporine is ordered for a patient whose latest eGFR in the "
+                         f"{csa_renal_impairment.LOOKBACK_DAYS} days up to the planned start is below "
+                         f"{csa_renal_impairment.EGFR_IMPAIRED_BELOW:g} mL/min/1.73 m2 "
+                         f"(rule {csa_renal_impairment.RULE_ID})."),
          "prefetch": dict(PREFETCH)},
     ]}
 
@@ -182,10 +184,18 @@ def summary(rule: str, message: str, evidence: Iterable[Mapping[str, Any]] = ())
     return _truncate(title)
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|"})
+
+
+def _esc(text: Any) -> str:
+    """Text shown as it is in markdown: its punctuation escaped ("> 3.5 g/d" is no quote, "a_b" no
+    emphasis; CommonMark lets any ASCII punctuation be escaped)."""
+    return str(text).translate(_MD_SPECIAL)
+
+
 def _md(text: Any) -> str:
-    """A table cell: markdown's own characters and line breaks would change the table."""
-    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*") \
-        .replace("_", "\\_")
+    """A table cell: escaped, on one line (a line break would end the table)."""
+    return _esc(" ".join(str(text).split()))
 
 
 def _evidence_name(e: Mapping[str, Any]) -> str:
@@ -220,21 +230,21 @@ def guideline_source(reference: str) -> dict[str, str]:
 
 
 def _detail(alert: Mapping[str, Any], muted: Sequence[Mapping[str, Any]]) -> str:
-    parts = [str(alert.get("message") or "")]
+    parts = [_esc(alert.get("message") or "")]
     table = evidence_table(alert.get("evidence") or ())
     if table:
         parts.append(table)
     if alert.get("reference"):
-        parts.append(f"**Source:** {alert['reference']}")
+        parts.append(f"**Source:** {_esc(alert['reference'])}")
     if muted:
-        lines = [f"- {RULE_TITLES.get(m['rule'], m['rule'])} (alert {m['id']}, {m['severity']}): "
-                 f"{_first_sentence(str(m.get('message') or ''))}" for m in muted]
+        lines = [f"- {_esc(RULE_TITLES.get(m['rule'], m['rule']))} (alert {m['id']}, {_esc(m['severity'])}): "
+                 f"{_esc(_first_sentence(str(m.get('message') or '')))}" for m in muted]
         parts.append("**Also open, muted by this alert** (redundant while it is open):\n" + "\n".join(lines))
     status = alert.get("status")
     if status == "acknowledged" and alert.get("acknowledged_by"):
-        parts.append(f"_Acknowledged by {alert['acknowledged_by']}._")
+        parts.append(f"_Acknowledged by {_esc(alert['acknowledged_by'])}._")
     elif status == "snoozed" and alert.get("snoozed_until"):
-        parts.append(f"_Snoozed until {alert['snoozed_until']}._")
+        parts.append(f"_Snoozed until {_esc(alert['snoozed_until'])}._")
     return "\n\n".join(parts)
 
 
@@ -299,8 +309,8 @@ def renal_impairment_card(order: DraftOrder, egfr: Sequence[LabResult], link: Pa
          "Cyclosporine's nephrotoxicity weighs more with impaired kidney function; the seed review advises "
          "avoiding it in membranous nephropathy then, and names 6 months of alternating glucocorticoid and an "
          "alkylating agent as the alternative."),
-        f"**Source:** {csa_renal_impairment.REFERENCE}",
-        f"_Rule {csa_renal_impairment.RULE_ID} of imn-monitor, applied to the draft order {order.reference}._",
+        f"**Source:** {_esc(csa_renal_impairment.REFERENCE)}",
+        f"_Rule {_esc(csa_renal_impairment.RULE_ID)} of imn-monitor, applied to the draft order {_esc(order.reference)}._",
     ])
     return {
         "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"imn-monitor:order:{order.reference}:{order.start}:{on}")),

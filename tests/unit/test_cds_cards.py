@@ -147,3 +147,10 @@ def test_renal_impairment_card_only_for_cyclosporine_below_60() -> None:
     assert cds.renal_impairment_card(cds.DraftOrder("x", "tacrolimus", date(2025, 3, 1)), low, LINK) is None
     assert cds.renal_impairment_card(order, [_egfr(61, date(2025, 2, 20))], LINK) is None
     assert cds.renal_impairment_card(order, [_egfr(40, date(2024, 10, 1))], LINK) is None  # > 90 days before
+
+
+def test_alert_text_is_not_read_as_markdown() -> None:
+    a = alert(1, message="> 3.5 g/d in rule csa_renal_impairment [see *notes*].", reference="ref <b>x</b>")
+    detail = cds.alert_card(a, LINK)["detail"]
+    assert detail.startswith("\\> 3.5 g/d in rule csa\\_renal\\_impairment \\[see \\*notes\\*\\].")
+    assert "ref \\<b\\>x\\</b\\>" in detail

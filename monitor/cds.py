@@ -18,12 +18,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from monitor import display
 from monitor.analytes import ANALYTES
 from monitor.events import LabResult
 from monitor.findings import SEVERITY_RANK
+from monitor.interop.codemap import CodeMap
 from monitor.rules import csa_renal_impairment
 
 PATIENT_VIEW = "imn-monitor-patient-view"
@@ -131,8 +133,10 @@ def discovery() -> dict[str, Any]:
                          "chart is opened, with their evidence and sources."),
          "prefetch": dict(PREFETCH)},
         {"hook": "order-select", "id": ORDER_SELECT, "title": "imn-monitor: cyclosporine and kidney function",
-         "description": ("Warns when cyclosporine is ordered for a patient whose latest eGFR in the 90 days up to "
-                         "the planned start is below 60 mL/min/1.73 m2 (rule csa_renal_impairment)."),
+         "description": (f"Warns when cyclosporine is ordered for a patient whose latest eGFR in the "
+                         f"{csa_renal_impairment.LOOKBACK_DAYS} days up to the planned start is below "
+                         f"{csa_renal_impairment.EGFR_IMPAIRED_BELOW:g} mL/min/1.73 m2 "
+                         f"(rule {csa_renal_impairment.RULE_ID})."),
          "prefetch": dict(PREFETCH)},
     ]}
 
@@ -180,10 +184,18 @@ def summary(rule: str, message: str, evidence: Iterable[Mapping[str, Any]] = ())
     return _truncate(title)
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|"})
+
+
+def _esc(text: Any) -> str:
+    """Text shown as it is in markdown: its punctuation escaped ("> 3.5 g/d" is no quote, "a_b" no
+    emphasis; CommonMark lets any ASCII punctuation be escaped)."""
+    return str(text).translate(_MD_SPECIAL)
+
+
 def _md(text: Any) -> str:
-    """A table cell: markdown's own characters and line breaks would change the table."""
-    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*") \
-        .replace("_", "\\_")
+    """A table cell: escaped, on one line (a line break would end the table)."""
+    return _esc(" ".join(str(text).split()))
 
 
 def _evidence_name(e: Mapping[str, Any]) -> str:
@@ -218,21 +230,21 @@ def guideline_source(reference: str) -> dict[str, str]:
 
 
 def _detail(alert: Mapping[str, Any], muted: Sequence[Mapping[str, Any]]) -> str:
-    parts = [str(alert.get("message") or "")]
+    parts = [_esc(alert.get("message") or "")]
     table = evidence_table(alert.get("evidence") or ())
     if table:
         parts.append(table)
     if alert.get("reference"):
-        parts.append(f"**Source:** {alert['reference']}")
+        parts.append(f"**Source:** {_esc(alert['reference'])}")
     if muted:
-        lines = [f"- {RULE_TITLES.get(m['rule'], m['rule'])} (alert {m['id']}, {m['severity']}): "
-                 f"{_first_sentence(str(m.get('message') or ''))}" for m in muted]
+        lines = [f"- {_esc(RULE_TITLES.get(m['rule'], m['rule']))} (alert {m['id']}, {_esc(m['severity'])}): "
+                 f"{_esc(_first_sentence(str(m.get('message') or '')))}" for m in muted]
         parts.append("**Also open, muted by this alert** (redundant while it is open):\n" + "\n".join(lines))
     status = alert.get("status")
     if status == "acknowledged" and alert.get("acknowledged_by"):
-        parts.append(f"_Acknowledged by {alert['acknowledged_by']}._")
+        parts.append(f"_Acknowledged by {_esc(alert['acknowledged_by'])}._")
     elif status == "snoozed" and alert.get("snoozed_until"):
-        parts.append(f"_Snoozed until {alert['snoozed_until']}._")
+        parts.append(f"_Snoozed until {_esc(alert['snoozed_until'])}._")
     return "\n\n".join(parts)
 
 
@@ -277,7 +289,7 @@ class DraftOrder:
 
     reference: str  # "MedicationRequest/<id>": what the card is about
     drug: str  # a monitor drug key (monitor.events.DRUGS)
-    start: Any  # date: the planned start (boundsPeriod.start, else authoredOn, else the hook's day)
+    start: date  # the planned start (boundsPeriod.start, else authoredOn, else the hook's day)
 
 
 def renal_impairment_card(order: DraftOrder, egfr: Sequence[LabResult], link: PatientLink) -> dict[str, Any] | None:
@@ -297,8 +309,8 @@ def renal_impairment_card(order: DraftOrder, egfr: Sequence[LabResult], link: Pa
          "Cyclosporine's nephrotoxicity weighs more with impaired kidney function; the seed review advises "
          "avoiding it in membranous nephropathy then, and names 6 months of alternating glucocorticoid and an "
          "alkylating agent as the alternative."),
-        f"**Source:** {csa_renal_impairment.REFERENCE}",
-        f"_Rule {csa_renal_impairment.RULE_ID} of imn-monitor, applied to the draft order {order.reference}._",
+        f"**Source:** {_esc(csa_renal_impairment.REFERENCE)}",
+        f"_Rule {_esc(csa_renal_impairment.RULE_ID)} of imn-monitor, applied to the draft order {_esc(order.reference)}._",
     ])
     return {
         "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"imn-monitor:order:{order.reference}:{order.start}:{on}")),
@@ -311,9 +323,12 @@ def renal_impairment_card(order: DraftOrder, egfr: Sequence[LabResult], link: Pa
     }
 
 
-def _day_of(value: Any) -> Any:
-    from datetime import date
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object, or {} for anything else (a hook never fails on a part it cannot read)."""
+    return value if isinstance(value, dict) else {}
 
+
+def _day_of(value: Any) -> date | None:
     if not isinstance(value, str) or len(value) < 10:
         return None
     try:
@@ -322,55 +337,46 @@ def _day_of(value: Any) -> Any:
         return None
 
 
-def _planned_start(req: Mapping[str, Any]) -> Any:
+def _planned_start(req: Mapping[str, Any]) -> date | None:
     for dosage in req.get("dosageInstruction") or []:
-        if not isinstance(dosage, dict):
-            continue
-        timing = dosage.get("timing") if isinstance(dosage.get("timing"), dict) else {}
-        repeat = timing.get("repeat") if isinstance(timing.get("repeat"), dict) else {}
-        bounds = repeat.get("boundsPeriod") if isinstance(repeat.get("boundsPeriod"), dict) else {}
+        bounds = _obj(_obj(_obj(_obj(dosage).get("timing")).get("repeat")).get("boundsPeriod"))
         start = _day_of(bounds.get("start"))
         if start is not None:
             return start
     return _day_of(req.get("authoredOn"))
 
 
-def _medication_names(req: Mapping[str, Any], contained: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[str]]:
-    concept = req.get("medicationCodeableConcept")
-    if not isinstance(concept, dict):
-        ref = req.get("medicationReference") if isinstance(req.get("medicationReference"), dict) else {}
-        med = contained.get(str(ref.get("reference") or ""))
-        concept = med.get("code") if isinstance(med, dict) and isinstance(med.get("code"), dict) else {}
+def _medication_names(req: Mapping[str, Any], bundle_meds: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    concept = _obj(req.get("medicationCodeableConcept"))
+    if not concept:
+        target = str(_obj(req.get("medicationReference")).get("reference") or "")
+        # "#id": a Medication contained in this order; "Medication/id": one in the Bundle
+        own = {f"#{c['id']}": c for c in req.get("contained") or []
+               if isinstance(c, dict) and c.get("resourceType") == "Medication" and c.get("id")}
+        concept = _obj(_obj(own.get(target) or bundle_meds.get(target)).get("code"))
     codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
     codes = [str(c.get("code")) for c in codings if c.get("code")]
     texts = [str(t) for t in (concept.get("text"), *(c.get("display") for c in codings)) if t]
     return codes, texts
 
 
-def draft_orders(draft_orders: Any, selections: Any, code_map: Any, today: Any) -> list[DraftOrder]:
+def draft_orders(draft_orders: Any, selections: Any, code_map: CodeMap, today: date) -> list[DraftOrder]:
     """The selected MedicationRequests of an order-select hook's draftOrders Bundle whose drug is one of
-    the monitor's (code_map: monitor.interop.codemap.CodeMap; RxNorm codes through it, names through
-    the drug aliases). Anything unreadable is skipped: a hook never fails on an order it cannot read."""
-    if not isinstance(draft_orders, dict):
-        return []
-    resources = [e.get("resource") for e in draft_orders.get("entry") or []
-                 if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
-    contained: dict[str, Mapping[str, Any]] = {}
-    for res in resources:
-        if res.get("resourceType") == "Medication" and res.get("id"):
-            contained[f"Medication/{res['id']}"] = res
-        for c in res.get("contained") or []:
-            if isinstance(c, dict) and c.get("resourceType") == "Medication" and c.get("id"):
-                contained[f"#{c['id']}"] = c
-    chosen = {str(s) for s in selections or [] if isinstance(s, str)}
+    the monitor's (RxNorm or local codes through the code map, names through the drug aliases); no
+    selections = every order. Anything unreadable is skipped: a hook never fails on an order it
+    cannot read. The planned start: the first dosage's boundsPeriod.start, else authoredOn, else today."""
+    resources = [_obj(e).get("resource") for e in _obj(draft_orders).get("entry") or []]
+    found = [r for r in resources if isinstance(r, dict)]
+    bundle_meds = {f"Medication/{r['id']}": r for r in found if r.get("resourceType") == "Medication" and r.get("id")}
+    chosen = {s for s in selections or [] if isinstance(s, str)}
     out = []
-    for res in resources:
+    for res in found:
         if res.get("resourceType") != "MedicationRequest":
             continue
         ref = f"MedicationRequest/{res.get('id')}"
         if chosen and ref not in chosen:
             continue
-        codes, texts = _medication_names(res, contained)
+        codes, texts = _medication_names(res, bundle_meds)
         drug = code_map.resolve_drug(codes, texts)
         if drug is None:
             continue

@@ -18,6 +18,7 @@ def remember(s: Session, issuer: str, jti: str, expires_at: datetime, now: datet
     purged first: a token past its exp is refused by the signature check anyway, so its jti need not
     be remembered, and the table stays as small as the tokens alive at once."""
     s.execute(delete(_jti).where(_jti.c.expires_at < now))
-    stmt = upsert(s, _jti).values(issuer=issuer, jti=jti, expires_at=expires_at, seen_at=now)
-    result = s.execute(stmt.on_conflict_do_nothing(index_elements=["issuer", "jti"]))
-    return bool(result.rowcount)
+    stmt = (upsert(s, _jti).values(issuer=issuer, jti=jti, expires_at=expires_at, seen_at=now)
+            .on_conflict_do_nothing(index_elements=["issuer", "jti"]).returning(_jti.c.id))
+    # a row comes back only when it was inserted (rowcount is -1 on PostgreSQL with RETURNING)
+    return s.execute(stmt).first() is not None

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+
 from monitor import cds
 from monitor.egfr import egfr_series
 from storage import repository as repo
@@ -24,6 +26,9 @@ from tasks.runtime import Runtime
 log = logging.getLogger("imn.cds")
 
 HOOKS = {cds.PATIENT_VIEW: "patient-view", cds.ORDER_SELECT: "order-select"}
+# reading the Patient from the EHR's FHIR server when it sent no prefetch (MRN mapping only)
+FHIR_TIMEOUT_S = 5.0
+FHIR_MAX_BYTES = 1024 * 1024
 
 
 class HookRequestError(ValueError):
@@ -37,6 +42,8 @@ class HookRequest:
     patient_id: str  # the EHR's FHIR Patient id (context.patientId)
     context: dict[str, Any]
     prefetch: dict[str, Any]
+    fhir_server: str | None = None
+    fhir_authorization: dict[str, Any] | None = None
 
 
 def parse_request(service: str, body: Any) -> HookRequest:
@@ -53,8 +60,10 @@ def parse_request(service: str, body: Any) -> HookRequest:
     pid = context.get("patientId")
     if not isinstance(pid, str) or not pid.strip():
         raise HookRequestError("context.patientId is required")
-    prefetch = body.get("prefetch") if isinstance(body.get("prefetch"), dict) else {}
-    return HookRequest(service, hook, pid.strip(), context, prefetch)
+    prefetch = body.get("prefetch")
+    server, auth = body.get("fhirServer"), body.get("fhirAuthorization")
+    return HookRequest(service, hook, pid.strip(), context, prefetch if isinstance(prefetch, dict) else {},
+                       server if isinstance(server, str) else None, auth if isinstance(auth, dict) else None)
 
 
 def patient_link(rt: Runtime, base_url: str, patient_id: str) -> cds.PatientLink:
@@ -70,10 +79,34 @@ def _patient_resource(prefetch: dict[str, Any]) -> dict[str, Any] | None:
     return res if isinstance(res, dict) and res.get("resourceType") == "Patient" else None
 
 
+def fetch_patient(req: HookRequest) -> dict[str, Any] | None:
+    """The Patient read from the EHR's FHIR server with the access token the hook carries (CDS Hooks
+    "FHIR resource access"), or None: no server or token, or any failure (logged without the body)."""
+    auth = req.fhir_authorization or {}
+    token = auth.get("access_token")
+    if not req.fhir_server or not req.fhir_server.startswith(("https://", "http://")) or not isinstance(token, str) \
+            or str(auth.get("token_type", "")).lower() != "bearer":
+        return None
+    url = f"{req.fhir_server.rstrip('/')}/Patient/{quote(req.patient_id, safe='')}"
+    try:
+        resp = httpx.get(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
+                         timeout=FHIR_TIMEOUT_S, follow_redirects=False)
+        if resp.status_code != 200 or len(resp.content) > FHIR_MAX_BYTES:
+            log.info("cds: Patient read from the EHR answered %s", resp.status_code)
+            return None
+        doc = resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        log.info("cds: Patient read from the EHR failed: %s", type(exc).__name__)
+        return None
+    return doc if isinstance(doc, dict) and doc.get("resourceType") == "Patient" else None
+
+
 def answer(rt: Runtime, req: HookRequest, base_url: str) -> dict[str, Any]:
     """{"cards": [...]} for the hook; an EHR patient the monitor does not know gets no cards."""
-    pid = resolve_patient(rt.engine, req.patient_id, _patient_resource(req.prefetch),
-                          mrn_system=rt.settings.ehr_mrn_system)
+    patient = _patient_resource(req.prefetch)
+    if patient is None and rt.settings.ehr_mrn_system:
+        patient = fetch_patient(req)  # the MRN is in the Patient: without prefetch, read it
+    pid = resolve_patient(rt.engine, req.patient_id, patient, mrn_system=rt.settings.ehr_mrn_system)
     if pid is None:
         log.info("cds %s: EHR patient not known to the monitor, no cards", req.service)
         return {"cards": []}
@@ -100,9 +133,13 @@ class FeedbackResult:
         return {"accepted": self.accepted, "overridden": self.overridden, "ignored": self.ignored}
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _override_comment(item: dict[str, Any]) -> str:
-    reason = item.get("overrideReason") if isinstance(item.get("overrideReason"), dict) else {}
-    coding = reason.get("reason") if isinstance(reason.get("reason"), dict) else {}
+    reason = _obj(item.get("overrideReason"))
+    coding = _obj(reason.get("reason"))
     said = [str(coding.get("display") or coding.get("code") or "").strip(), str(reason.get("userComment") or "").strip()]
     text = "; ".join(p for p in said if p)
     return f"Card overridden in the EHR: {text}" if text else "Card overridden in the EHR (no reason given)"

@@ -133,7 +133,8 @@ def verify(token: str, audience: str, jwks: JwksCache, engine: Engine, now: date
     if not isinstance(kid, str) or not kid:
         raise CdsAuthError("the JWT header has no kid")
     if not isinstance(issuer, str) or issuer not in jwks.trusted:
-        raise CdsAuthError("issuer is not trusted")
+        # the caller's own claim, named so that an administrator registering an EHR sees what it sends
+        raise CdsAuthError(f"issuer {str(issuer)[:200]!r} is not trusted")
     key = _public_key(jwks.key(issuer, kid), alg)
     try:
         claims = jwt.decode(token, key, algorithms=[alg], audience=audience, issuer=issuer, leeway=LEEWAY_S,

@@ -120,6 +120,20 @@ def test_draft_orders_reads_selected_monitored_drugs() -> None:
     assert cds.draft_orders(None, sel, CodeMap.empty(), date(2025, 6, 1)) == []
 
 
+def test_contained_medications_belong_to_their_own_order() -> None:
+    def contained(oid: str, name: str) -> dict[str, Any]:
+        return {"resource": _order(oid, medicationReference={"reference": "#m"}, authoredOn="2025-03-02",
+                                   contained=[{"resourceType": "Medication", "id": "m", "code": {"text": name}}])}
+
+    bundle = {"resourceType": "Bundle", "entry": [contained("a", "tacrolimus"), contained("b", "cyclosporine"),
+                                                  {"resource": _order("c", medicationReference={"reference": "Medication/x"})},
+                                                  {"resource": {"resourceType": "Medication", "id": "x",
+                                                                "code": {"coding": [{"display": "Rituximab 500 mg"}]}}}]}
+    assert [(o.reference, o.drug) for o in cds.draft_orders(bundle, [], CodeMap.empty(), date(2025, 6, 1))] == [
+        ("MedicationRequest/a", "tacrolimus"), ("MedicationRequest/b", "cyclosporine"),
+        ("MedicationRequest/c", "rituximab")]
+
+
 def _egfr(value: float, day: date) -> LabResult:
     return LabResult(patient_id="P1", analyte="egfr", value=value, unit="mL/min/1.73m2", effective_at=day)
 
@@ -133,3 +147,10 @@ def test_renal_impairment_card_only_for_cyclosporine_below_60() -> None:
     assert cds.renal_impairment_card(cds.DraftOrder("x", "tacrolimus", date(2025, 3, 1)), low, LINK) is None
     assert cds.renal_impairment_card(order, [_egfr(61, date(2025, 2, 20))], LINK) is None
     assert cds.renal_impairment_card(order, [_egfr(40, date(2024, 10, 1))], LINK) is None  # > 90 days before
+
+
+def test_alert_text_is_not_read_as_markdown() -> None:
+    a = alert(1, message="> 3.5 g/d in rule csa_renal_impairment [see *notes*].", reference="ref <b>x</b>")
+    detail = cds.alert_card(a, LINK)["detail"]
+    assert detail.startswith("\\> 3.5 g/d in rule csa\\_renal\\_impairment \\[see \\*notes\\*\\].")
+    assert "ref \\<b\\>x\\</b\\>" in detail

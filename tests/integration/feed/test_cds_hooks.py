@@ -8,16 +8,12 @@ on 127.0.0.1 (RS384). Every document is validated against JSON Schemas of the sp
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -33,95 +29,22 @@ from storage.db import session, upgrade
 from storage.models import AlertAuditRow
 from tasks import runtime
 from tasks.settings import Settings
-from tests.integration.feed.conftest_web import cohort, ingest, lab, med, relapse_case
-
-SCHEMAS = Path(__file__).parent / "cds_schemas"
-BASE = "http://testserver"
-PV, OS = cds.PATIENT_VIEW, cds.ORDER_SELECT
-ISS_FILE = "https://ehr-a.example.org"
-ISS_URL = "https://ehr-b.example.org"
-
-
-def schema(name: str) -> jsonschema.Validator:
-    doc = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
-    cls = jsonschema.validators.validator_for(doc)
-    cls.check_schema(doc)
-    return cls(doc, format_checker=cls.FORMAT_CHECKER)
-
-
-@dataclass
-class Ehr:
-    """A CDS client: signs hook requests with its key."""
-
-    iss: str
-    kid: str
-    alg: str
-    private: Any
-    sub: str = "ehr-client"
-    jtis: list[str] = field(default_factory=list)
-
-    def token(self, service: str, *, aud: str | None = None, exp_in: int = 300, jti: str | None = None,
-              alg: str | None = None, key: Any = None, kid: str | None = None, iss: str | None = None) -> str:
-        now = datetime.now(UTC)
-        jti = jti or str(uuid.uuid4())
-        self.jtis.append(jti)
-        claims = {"iss": iss or self.iss, "sub": self.sub, "aud": aud or f"{BASE}/cds-services/{service}",
-                  "exp": now + timedelta(seconds=exp_in), "iat": now, "jti": jti}
-        return jwt.encode(claims, key if key is not None else self.private, algorithm=alg or self.alg,
-                          headers={"kid": kid or self.kid, "typ": "JWT"})
-
-    def headers(self, service: str, **kw: Any) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(service, **kw)}"}
-
-
-def hook_body(hook: str, patient: str, prefetch: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
-    body = {"hook": hook, "hookInstance": str(uuid.uuid4()), "fhirServer": "https://ehr.example.org/fhir",
-            "context": {"userId": "Practitioner/dr-1", "patientId": patient, **context}}
-    if prefetch is not None:
-        body["prefetch"] = prefetch
-    schema("hook_request").validate(body)
-    return body
-
-
-def cyclosporine_order(oid: str, start: str, text: str = "cyclosporine 100 MG Oral Capsule") -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "id": oid, "status": "draft", "intent": "order",
-            "subject": {"reference": "Patient/x"},
-            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                      "code": "197553", "display": text}], "text": text},
-            "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": start}}}}]}
-
-
-def order_context(*orders: dict[str, Any]) -> dict[str, Any]:
-    return {"selections": [f"MedicationRequest/{o['id']}" for o in orders],
-            "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                            "entry": [{"resource": o} for o in orders]}}
-
-
-def events() -> list[dict[str, Any]]:
-    ev = cohort() + relapse_case("P-REL")
-    # P-GFR: kidney function impaired (eGFR 48), no cyclosporine yet; P-OK: eGFR 75
-    ev += [{"type": "patient", "patient_id": "P-GFR", "birth_date": "1960-01-01", "sex": "female"},
-           lab("P-GFR", "egfr", 48.4, "mL/min/1.73m2", "2025-08-15"),
-           {"type": "patient", "patient_id": "P-OK", "birth_date": "1960-01-01", "sex": "female"},
-           lab("P-OK", "egfr", 75, "mL/min/1.73m2", "2025-08-15"),
-           # P-CIR: cyclosporine started on an eGFR of 45 (csa_renal_impairment's own alert)
-           {"type": "patient", "patient_id": "P-CIR", "birth_date": "1955-03-03", "sex": "male"},
-           lab("P-CIR", "egfr", 45, "mL/min/1.73m2", "2025-07-01"),
-           med("P-CIR", "cyclosporine", "2025-07-10", dose=100, unit="mg", frequency="bid")]
-    return ev
-
-
-class _Jwks(BaseHTTPRequestHandler):
-    doc: bytes = b"{}"
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(self.doc)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+from tests.integration.feed.cds_client import (
+    BASE,
+    ISS_FILE,
+    ISS_URL,
+    OS,
+    PV,
+    Ehr,
+    cyclosporine_order,
+    events,
+    hook_body,
+    order_context,
+    public_jwk,
+    schema,
+    serve_static,
+)
+from tests.integration.feed.conftest_web import ingest
 
 
 @dataclass
@@ -132,33 +55,24 @@ class World:
     url_ehr: Ehr
 
 
-def _public_jwk(private: Any, kid: str, alg: str) -> dict[str, Any]:
-    algo = jwt.algorithms.ECAlgorithm if alg == "ES384" else jwt.algorithms.RSAAlgorithm
-    jwk = algo.to_jwk(private.public_key(), as_dict=True)
-    return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("cds")
     ec_key = ec.generate_private_key(ec.SECP384R1())
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     other_ec = ec.generate_private_key(ec.SECP384R1())
-    (tmp / "jwks-a.json").write_text(json.dumps({"keys": [_public_jwk(ec_key, "a-1", "ES384"),
-                                                          _public_jwk(other_ec, "a-2", "ES384")]}))
-    handler = type("Jwks", (_Jwks,), {"doc": json.dumps({"keys": [_public_jwk(rsa_key, "b-1", "RS384")]}).encode()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    trusted = {ISS_FILE: str(tmp / "jwks-a.json"), ISS_URL: f"http://127.0.0.1:{server.server_port}/jwks.json"}
-    rt = runtime.init(Settings(database_url=f"sqlite:///{tmp / 'imn.db'}", broker_url=None, webhook_url=None,
-                               cds_trusted_issuers=trusted, _env_file=None))
-    upgrade(rt.engine)
-    ingest(rt, events())
-    with TestClient(create_app(rt)) as client:
-        yield World(rt, client, Ehr(ISS_FILE, "a-1", "ES384", ec_key), Ehr(ISS_URL, "b-1", "RS384", rsa_key))
-    server.shutdown()
-    runtime.reset()
+    (tmp / "jwks-a.json").write_text(json.dumps({"keys": [public_jwk(ec_key, "a-1", "ES384"),
+                                                          public_jwk(other_ec, "a-2", "ES384")]}))
+    jwks_b = json.dumps({"keys": [public_jwk(rsa_key, "b-1", "RS384")]}).encode()
+    with serve_static({"/jwks.json": (jwks_b, "application/json")}) as jwks_base:
+        trusted = {ISS_FILE: str(tmp / "jwks-a.json"), ISS_URL: f"{jwks_base}/jwks.json"}
+        rt = runtime.init(Settings(database_url=f"sqlite:///{tmp / 'imn.db'}", broker_url=None, webhook_url=None,
+                                   cds_trusted_issuers=trusted, _env_file=None))
+        upgrade(rt.engine)
+        ingest(rt, events())
+        with TestClient(create_app(rt)) as client:
+            yield World(rt, client, Ehr(ISS_FILE, "a-1", "ES384", ec_key), Ehr(ISS_URL, "b-1", "RS384", rsa_key))
+        runtime.reset()
 
 
 def open_alerts(rt: runtime.Runtime, pid: str) -> list[dict[str, Any]]:
@@ -254,6 +168,33 @@ def test_mrn_mapping_and_smart_links(world: World) -> None:
         assert r.status_code == 401
 
 
+def test_mrn_mapping_reads_the_patient_from_the_ehr_without_prefetch(world: World) -> None:
+    settings = world.rt.settings.model_copy(update={"ehr_mrn_system": "urn:oid:1.2.3"})
+    patient = {"resourceType": "Patient", "id": "ehr-555", "identifier": [{"system": "urn:oid:1.2.3", "value": "P-ALB"}]}
+    seen: list[tuple[str, str | None]] = []
+    with TestClient(create_app(runtime.Runtime(settings, world.rt.engine))) as client, \
+            serve_static({"/fhir/Patient/ehr-555": (json.dumps(patient).encode(), "application/fhir+json")},
+                         seen) as fhir:
+        body = hook_body("patient-view", "ehr-555")
+        body["fhirServer"] = f"{fhir}/fhir"
+        body["fhirAuthorization"] = {"access_token": "tok-123", "token_type": "Bearer", "expires_in": 300,
+                                     "scope": "patient/Patient.read", "subject": "imn-monitor"}
+        schema("hook_request").validate(body)
+        r = client.post(f"/cds-services/{PV}", json=body, headers=world.file_ehr.headers(PV))
+        assert r.status_code == 200 and len(r.json()["cards"]) == 1
+        assert seen == [("/fhir/Patient/ehr-555", "Bearer tok-123")]
+        # no token to read it with: nothing is read, nobody is resolved
+        del body["fhirAuthorization"]
+        r = client.post(f"/cds-services/{PV}", json=body, headers=world.file_ehr.headers(PV))
+        assert r.json() == {"cards": []} and len(seen) == 1
+        # the EHR's FHIR server does not answer: still no error
+        body["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": 1, "scope": "s",
+                                     "subject": "s"}
+        body["fhirServer"] = "http://127.0.0.1:9/fhir"
+        r = client.post(f"/cds-services/{PV}", json=body, headers=world.file_ehr.headers(PV))
+        assert r.status_code == 200 and r.json() == {"cards": []}
+
+
 # ------------------------------------------------------------------------------------- order-select
 
 
@@ -311,7 +252,7 @@ def test_refusals(world: World) -> None:
     _refused(post(url, json=body, headers=ehr.headers(PV, exp_in=-120)), "expired")
     _refused(post(url, json=body, headers=ehr.headers(PV, aud=f"{BASE}/cds-services/{OS}")), "aud")
     _refused(post(url, json=body, headers=ehr.headers(PV, aud="https://elsewhere.example.org/cds-services/" + PV)), "aud")
-    _refused(post(url, json=body, headers=ehr.headers(PV, iss="https://rogue.example.org")), "issuer is not trusted")
+    _refused(post(url, json=body, headers=ehr.headers(PV, iss="https://rogue.example.org")), "issuer 'https://rogue.example.org' is not trusted")
     _refused(post(url, json=body, headers=ehr.headers(PV, kid="nope")), "kid")
     _refused(post(url, json=body, headers=ehr.headers(PV, kid="a-2")), "InvalidSignature")  # another key of the issuer
     rogue = ec.generate_private_key(ec.SECP384R1())

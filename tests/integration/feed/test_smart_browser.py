@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.feed import conftest_web, fake_ehr, test_web_browser
+from tests.integration.feed import conftest_web, smart_fake_ehr, test_web_browser
 
 # fixtures shared by name (web_rt is this module's own, below)
 app, live_server, seeded = conftest_web.app, conftest_web.live_server, conftest_web.seeded
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def ehr():  # type: ignore[no-untyped-def]
-    with fake_ehr.running() as e:
+    with smart_fake_ehr.running() as e:
         yield e
 
 
@@ -35,7 +35,7 @@ def web_rt(tmp_path, ehr):  # type: ignore[no-untyped-def]
     from tasks.settings import Settings
 
     rt = runtime.init(Settings(database_url=f"sqlite:///{tmp_path / 'imn.db'}", broker_url=None, webhook_url=None,
-                               smart_clients={ehr.iss: fake_ehr.CLIENT_ID}, smart_http_timeout_s=5,
+                               smart_clients={ehr.iss: smart_fake_ehr.CLIENT_ID}, smart_http_timeout_s=5,
                                _env_file=None))
     upgrade(rt.engine)
     yield rt

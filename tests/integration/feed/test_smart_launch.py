@@ -1,5 +1,5 @@
-"""SMART App Launch (feed/smart.py) against the fake EHR (tests/integration/feed/fake_ehr.py), without a
-browser: imn-monitor runs in FastAPI's TestClient (http://testserver), the EHR on a real uvicorn
+"""SMART App Launch (feed/smart.py) against the fake EHR (tests/integration/feed/smart_fake_ehr.py),
+without a browser: imn-monitor runs in FastAPI's TestClient (http://testserver), the EHR on a real uvicorn
 server that imn-monitor reaches over HTTP. The browser test (test_smart_browser.py) runs the same
 launch end to end; these check each way it can go wrong, and the scope of the session it opens."""
 
@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from storage.db import session
 from storage.models import SmartLaunchRow
-from tests.integration.feed import conftest_web, fake_ehr
+from tests.integration.feed import conftest_web, smart_fake_ehr
 
 # conftest_web's fixtures, shared by name (web_rt is this module's own, below)
 app, client, seeded = conftest_web.app, conftest_web.client, conftest_web.seeded
@@ -28,7 +28,7 @@ APP = "http://testserver"
 
 @pytest.fixture
 def ehr():  # type: ignore[no-untyped-def]
-    with fake_ehr.running(app_base=APP) as e:
+    with smart_fake_ehr.running(app_base=APP) as e:
         e.auto_approve = True
         yield e
 
@@ -52,14 +52,14 @@ def web_rt(tmp_path, ehr):  # type: ignore[no-untyped-def]
     from tasks.settings import Settings
 
     rt = runtime.init(Settings(database_url=f"sqlite:///{tmp_path / 'imn.db'}", broker_url=None, webhook_url=None,
-                               smart_clients={ehr.iss: fake_ehr.CLIENT_ID, DOWN_ISS: "imn"},
+                               smart_clients={ehr.iss: smart_fake_ehr.CLIENT_ID, DOWN_ISS: "imn"},
                                smart_http_timeout_s=5, _env_file=None))
     upgrade(rt.engine)
     yield rt
     runtime.reset()
 
 
-def start(c: TestClient, ehr: fake_ehr.FakeEhr, fhir_patient: str) -> httpx.Response:
+def start(c: TestClient, ehr: smart_fake_ehr.FakeEhr, fhir_patient: str) -> httpx.Response:
     """From the EHR's launch URL to the EHR's redirect back to imn-monitor (not yet followed)."""
     r = c.get(ehr.launch_url(fhir_patient).removeprefix(APP), follow_redirects=False)
     assert r.status_code == 302, r.text
@@ -74,7 +74,7 @@ def finish(c: TestClient, back: httpx.Response) -> httpx.Response:
     return c.get(back.headers["location"].removeprefix(APP), follow_redirects=False)
 
 
-def launch(c: TestClient, ehr: fake_ehr.FakeEhr, fhir_patient: str) -> httpx.Response:
+def launch(c: TestClient, ehr: smart_fake_ehr.FakeEhr, fhir_patient: str) -> httpx.Response:
     return finish(c, start(c, ehr, fhir_patient))
 
 
@@ -97,7 +97,7 @@ def test_a_launch_opens_a_clinician_session_scoped_to_the_patient(seeded, client
     q = parse_qs(urlsplit(r.headers["location"]).query)
     assert {k: v[0] for k, v in q.items() if k in ("response_type", "client_id", "aud", "scope",
                                                     "code_challenge_method", "redirect_uri")} == {
-        "response_type": "code", "client_id": fake_ehr.CLIENT_ID, "aud": ehr.iss,
+        "response_type": "code", "client_id": smart_fake_ehr.CLIENT_ID, "aud": ehr.iss,
         "scope": "launch openid fhirUser patient/*.read", "code_challenge_method": "S256",
         "redirect_uri": APP + "/smart/callback"}
     # nothing of the protocol is in the browser: the launch cookie is a random binding value only
@@ -254,9 +254,9 @@ def test_a_forged_id_token_is_refused(web_rt, client, ehr) -> None:  # type: ign
 
 
 def test_with_an_mrn_system_the_patient_is_found_by_the_mrn_in_the_ehrs_patient(seeded, client, ehr) -> None:  # type: ignore[no-untyped-def]
-    seeded.settings.ehr_mrn_system = fake_ehr.MRN_SYSTEM
+    seeded.settings.ehr_mrn_system = smart_fake_ehr.MRN_SYSTEM
     ehr.patients["ehr-7"] = {"resourceType": "Patient", "id": "ehr-7", "identifier": [
-        {"system": "urn:other", "value": "P-ALB"}, {"system": fake_ehr.MRN_SYSTEM, "value": "P-CSA"}]}
+        {"system": "urn:other", "value": "P-ALB"}, {"system": smart_fake_ehr.MRN_SYSTEM, "value": "P-CSA"}]}
     r = launch(client, ehr, "ehr-7")  # the EHR's id means nothing here: its MRN is P-CSA
     _is_page(r, 200, "Signed in from the EHR")
     assert 'url=/ui/patients/P-CSA"' in r.text
@@ -265,7 +265,7 @@ def test_with_an_mrn_system_the_patient_is_found_by_the_mrn_in_the_ehrs_patient(
 
 
 def test_with_an_mrn_system_a_patient_record_the_ehr_withholds_gets_a_502_page(web_rt, client, ehr) -> None:  # type: ignore[no-untyped-def]
-    web_rt.settings.ehr_mrn_system = fake_ehr.MRN_SYSTEM  # and the EHR serves no Patient ehr-8
+    web_rt.settings.ehr_mrn_system = smart_fake_ehr.MRN_SYSTEM  # and the EHR serves no Patient ehr-8
     _is_page(launch(client, ehr, "ehr-8"), 502, "did not give the patient")
     assert _sessions(web_rt) == []
 

@@ -68,7 +68,8 @@ def public_base(request: Request) -> str:
 
 
 def error_page(request: Request, err: SmartError) -> HTMLResponse:
-    return _page(request, "smart_error.html", {"sess": None, "title": err.title, "detail": err.detail}, err.status)
+    context = {"sess": None, "title": err.title, "detail": err.detail}
+    return _page(request, "smart_error.html", context, err.status)
 
 
 def _param(request: Request, name: str) -> str | None:
@@ -94,8 +95,8 @@ def _launch(request: Request) -> Response:
     iss, launch_id = _param(request, "iss"), _param(request, "launch")
     if iss is None or launch_id is None:
         raise SmartError(400, "This launch link is incomplete",
-                         "an EHR launch names the EHR (iss) and the launch context (launch). Open imn-monitor "
-                         "from the patient's chart in the EHR.")
+                         "an EHR launch names the EHR (iss) and the launch context (launch). Open "
+                         "imn-monitor from the patient's chart in the EHR.")
     client_id = smart.client_id_for(st.smart_clients, iss)
     iss = smart.normalise_iss(iss)
     endpoints = smart.discover(iss, st.smart_http_timeout_s)
@@ -104,7 +105,8 @@ def _launch(request: Request) -> Response:
     redirect_uri = public_base(request) + "/smart/callback"
     pending = smart_launches.PendingLaunch(iss=iss, client_id=client_id, code_verifier=verifier,
                                            redirect_uri=redirect_uri, token_endpoint=endpoints.token,
-                                           issuer=endpoints.issuer, jwks_uri=endpoints.jwks_uri, browser_hash="")
+                                           issuer=endpoints.issuer, jwks_uri=endpoints.jwks_uri,
+                                           browser_hash="")
     with session(_rt(request).engine) as s:
         smart_launches.create(s, state=state, browser=browser, launch=pending, now=datetime.now(UTC),
                               ttl=timedelta(seconds=st.smart_launch_ttl_s))
@@ -160,11 +162,11 @@ def _callback(request: Request) -> Response:
     browser = request.cookies.get(LAUNCH_COOKIE, "")
     if not browser or not secrets.compare_digest(smart_launches.digest(browser), pending.browser_hash):
         raise SmartError(400, "This sign-in belongs to another browser",
-                         "it was started in a different browser (or its cookies were cleared). Open imn-monitor "
-                         "again from the patient's chart in the EHR.")
-    tokens = smart.exchange_code(token_endpoint=pending.token_endpoint, code=code, client_id=pending.client_id,
-                                 redirect_uri=pending.redirect_uri, code_verifier=pending.code_verifier,
-                                 timeout_s=st.smart_http_timeout_s)
+                         "it was started in a different browser (or its cookies were cleared). Open "
+                         "imn-monitor again from the patient's chart in the EHR.")
+    tokens = smart.exchange_code(token_endpoint=pending.token_endpoint, code=code,
+                                 client_id=pending.client_id, redirect_uri=pending.redirect_uri,
+                                 code_verifier=pending.code_verifier, timeout_s=st.smart_http_timeout_s)
     fhir_patient = tokens.get("patient")
     if not isinstance(fhir_patient, str) or not fhir_patient.strip() or len(fhir_patient) > 200:
         raise SmartError(400, "The EHR gave no patient",
@@ -181,19 +183,21 @@ def _callback(request: Request) -> Response:
     mrn_system = st.ehr_mrn_system
     resource = None
     if mrn_system:  # the MRN is in the Patient resource, read with the launch's access token
-        resource = smart.fetch_patient(pending.iss, fhir_patient, tokens["access_token"], st.smart_http_timeout_s)
+        resource = smart.fetch_patient(pending.iss, fhir_patient, tokens["access_token"],
+                                       st.smart_http_timeout_s)
         if resource is None:
             raise SmartError(502, "The EHR did not give the patient's record",
-                             "imn-monitor finds patients by their medical record number, which is in the EHR's "
-                             "Patient resource, and the EHR did not return it. Try again, or ask its administrator.")
+                             "imn-monitor finds patients by their medical record number, which is in the "
+                             "EHR's Patient resource, and the EHR did not return it. Try again, or ask its "
+                             "administrator.")
     patient_id = resolve_patient(rt.engine, fhir_patient, resource, mrn_system=mrn_system)
     if patient_id is None:
         raise SmartError(404, "This patient is not followed by imn-monitor",
                          f"no patient of imn-monitor matches the EHR's patient {fhir_patient!r}. Nothing is "
                          "monitored for this patient yet.")
     with session(rt.engine) as s:
-        token, opened = user_sessions.open_session(s, actor=actor, role=CLINICIAN, auth_method="smart", now=now,
-                                                   max_age=timedelta(seconds=st.session_max_age_s),
+        token, opened = user_sessions.open_session(s, actor=actor, role=CLINICIAN, auth_method="smart",
+                                                   now=now, max_age=timedelta(seconds=st.session_max_age_s),
                                                    patient_id=patient_id)
     log.info("SMART launch opened session %s for patient %s", opened.id, patient_id)
     target = f"/ui/patients/{quote(patient_id, safe='')}"

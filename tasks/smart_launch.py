@@ -67,8 +67,8 @@ def client_id_for(clients: dict[str, str], iss: str) -> str:
     found = clients.get(normalise_iss(iss))
     if found is None:
         raise SmartError(400, "This EHR is not registered",
-                         f"imn-monitor has no SMART client registered for the issuer {iss!r}. An administrator "
-                         "adds it to IMN_SMART_CLIENTS (a JSON map of issuer to client id).")
+                         f"imn-monitor has no SMART client registered for the issuer {iss!r}. An "
+                         "administrator adds it to IMN_SMART_CLIENTS (a JSON map of issuer to client id).")
     return found
 
 
@@ -112,14 +112,16 @@ def _read_json(resp: httpx.Response, what: str) -> Any:
 
 def _get_json(url: str, what: str, timeout_s: float, headers: dict[str, str] | None = None) -> Any:
     try:
-        with _client(timeout_s) as c, c.stream("GET", url, headers={"Accept": "application/json", **(headers or {})}) as r:
+        sent = {"Accept": "application/json", **(headers or {})}
+        with _client(timeout_s) as c, c.stream("GET", url, headers=sent) as r:
             if r.status_code != 200:
                 raise SmartError(502, "The EHR did not answer as expected",
                                  f"its {what} answered HTTP {r.status_code}.")
             return _read_json(r, what)
     except httpx.HTTPError as exc:
         raise SmartError(502, "The EHR cannot be reached",
-                         f"fetching its {what} failed ({type(exc).__name__}). Try again in a moment.") from None
+                         f"fetching its {what} failed ({type(exc).__name__}). Try again in a moment."
+                         ) from None
 
 
 def discover(iss: str, timeout_s: float) -> Endpoints:
@@ -142,7 +144,8 @@ def discover(iss: str, timeout_s: float) -> Endpoints:
 
 def s256(verifier: str) -> str:
     """The PKCE S256 code challenge of a verifier: BASE64URL(SHA256(verifier)) without padding."""
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -151,8 +154,8 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, s256(verifier)
 
 
-def authorize_url(endpoints: Endpoints, *, client_id: str, redirect_uri: str, iss: str, launch: str, state: str,
-                  code_challenge: str) -> str:
+def authorize_url(endpoints: Endpoints, *, client_id: str, redirect_uri: str, iss: str, launch: str,
+                  state: str, code_challenge: str) -> str:
     params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "launch": launch,
               "scope": SCOPES, "state": state, "aud": iss, "code_challenge": code_challenge,
               "code_challenge_method": "S256"}
@@ -178,9 +181,11 @@ def exchange_code(*, token_endpoint: str, code: str, client_id: str, redirect_ur
         error = body.get("error") if isinstance(body, dict) else None
         shown = f" ({error})" if isinstance(error, str) and error.isascii() and len(error) < 60 else ""
         raise SmartError(400 if status in (400, 401) else 502, "The EHR refused the sign-in",
-                         f"its token endpoint answered HTTP {status}{shown}. Launch imn-monitor again from the EHR.")
+                         f"its token endpoint answered HTTP {status}{shown}. Launch imn-monitor again "
+                         "from the EHR.")
     if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
-        raise SmartError(502, "The EHR's sign-in answer is not usable", "the token response has no access token.")
+        raise SmartError(502, "The EHR's sign-in answer is not usable",
+                         "the token response has no access token.")
     return body
 
 
@@ -203,12 +208,14 @@ def verify_id_token(id_token: str, *, jwks_uri: str | None, issuer: str, client_
     kid = header.get("kid")
     candidates = [k for k in keys if kid is None or k.key_id == kid]
     if not candidates:
-        raise SmartError(502, "The EHR's identity token cannot be checked", "no key of its JWKS matches the token.")
+        raise SmartError(502, "The EHR's identity token cannot be checked",
+                         "no key of its JWKS matches the token.")
     last: Exception | None = None
     for key in candidates:
         try:
-            return jwt.decode(id_token, key=key, algorithms=ID_TOKEN_ALGORITHMS, audience=client_id, issuer=issuer,
-                              leeway=CLOCK_SKEW_S, options={"require": ["exp", "iat", "iss", "aud", "sub"]})
+            return jwt.decode(id_token, key=key, algorithms=ID_TOKEN_ALGORITHMS, audience=client_id,
+                              issuer=issuer, leeway=CLOCK_SKEW_S,
+                              options={"require": ["exp", "iat", "iss", "aud", "sub"]})
         except jwt.InvalidSignatureError as exc:
             last = exc
         except jwt.PyJWTError as exc:
@@ -233,7 +240,8 @@ def fetch_patient(iss: str, patient_id: str, access_token: str, timeout_s: float
     url = f"{normalise_iss(iss)}/Patient/{quote(patient_id, safe='')}"
     try:
         found = _get_json(url, "Patient resource", timeout_s,
-                          headers={"Authorization": f"Bearer {access_token}", "Accept": "application/fhir+json"})
+                          headers={"Authorization": f"Bearer {access_token}",
+                                   "Accept": "application/fhir+json"})
     except SmartError:
         return None
     return found if isinstance(found, dict) and found.get("resourceType") == "Patient" else None

@@ -18,7 +18,9 @@ from tasks.smart_launch import Endpoints, SmartError
 
 
 def test_s256_matches_the_rfc_7636_example() -> None:
-    assert smart.s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    assert smart.s256(verifier) == challenge
 
 
 def test_a_pkce_verifier_is_fresh_and_within_the_rfc_alphabet_and_length() -> None:
@@ -29,13 +31,15 @@ def test_a_pkce_verifier_is_fresh_and_within_the_rfc_alphabet_and_length() -> No
 
 
 def test_the_authorize_url_carries_every_smart_parameter() -> None:
-    ends = Endpoints("https://ehr.example/oauth/authorize?tenant=a", "https://ehr.example/oauth/token", None, None)
+    ends = Endpoints("https://ehr.example/oauth/authorize?tenant=a", "https://ehr.example/oauth/token",
+                     None, None)
     url = smart.authorize_url(ends, client_id="imn", redirect_uri="https://imn.example/smart/callback",
                               iss="https://ehr.example/fhir", launch="L 1&x", state="s1", code_challenge="c1")
     q = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     assert q == {"tenant": "a", "response_type": "code", "client_id": "imn",
                  "redirect_uri": "https://imn.example/smart/callback", "launch": "L 1&x",
-                 "scope": "launch openid fhirUser patient/*.read", "state": "s1", "aud": "https://ehr.example/fhir",
+                 "scope": "launch openid fhirUser patient/*.read", "state": "s1",
+                 "aud": "https://ehr.example/fhir",
                  "code_challenge": "c1", "code_challenge_method": "S256"}
 
 
@@ -72,7 +76,8 @@ def test_only_registered_issuers_have_a_client_id() -> None:
 def test_the_user_is_named_by_fhir_user_as_an_absolute_reference() -> None:
     iss = "https://ehr.example/fhir"
     assert smart.user_name({"fhirUser": "Practitioner/7"}, iss) == "https://ehr.example/fhir/Practitioner/7"
-    assert smart.user_name({"fhirUser": "https://x.example/Practitioner/7"}, iss) == "https://x.example/Practitioner/7"
+    other = "https://x.example/Practitioner/7"
+    assert smart.user_name({"fhirUser": other}, iss) == other
     assert smart.user_name({"iss": "https://idp.example", "sub": "u1"}, iss) == "https://idp.example#u1"
 
 
@@ -92,7 +97,8 @@ def jwks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _token(key=KEY, kid="k1", **claims) -> str:  # type: ignore[no-untyped-def]
     now = int(time.time())
-    body = {"iss": ISS, "aud": CLIENT, "sub": "u1", "iat": now, "exp": now + 300, "fhirUser": "Practitioner/7",
+    body = {"iss": ISS, "aud": CLIENT, "sub": "u1", "iat": now, "exp": now + 300,
+            "fhirUser": "Practitioner/7",
             **claims}
     return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm="ES384",
                       headers={"kid": kid})
@@ -116,7 +122,8 @@ def test_a_good_id_token_gives_its_claims(jwks: None) -> None:
     (lambda: _token(sub=None), "sub"),
     (lambda: "not.a.jwt", "not a JWT"),
 ])
-def test_a_bad_id_token_is_refused_with_the_reason(jwks: None, token, why) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_id_token_is_refused_with_the_reason(  # type: ignore[no-untyped-def]
+        jwks: None, token, why) -> None:
     with pytest.raises(SmartError) as err:
         _verify(token())
     assert err.value.status == 502 and why in err.value.detail, err.value.detail

@@ -83,7 +83,8 @@ def build_app(ehr: FakeEhr) -> FastAPI:
     @app.get("/fhir/.well-known/smart-configuration")
     def smart_configuration() -> dict[str, Any]:
         return {"issuer": ehr.iss, "jwks_uri": ehr.base + "/jwks",
-                "authorization_endpoint": ehr.base + "/auth/authorize", "token_endpoint": ehr.token_endpoint or ehr.base + "/auth/token",
+                "authorization_endpoint": ehr.base + "/auth/authorize",
+                "token_endpoint": ehr.token_endpoint or ehr.base + "/auth/token",
                 "grant_types_supported": ["authorization_code"], "code_challenge_methods_supported": ["S256"],
                 "scopes_supported": ["openid", "fhirUser", "launch", "patient/*.read"],
                 "capabilities": ["launch-ehr", "client-public", "sso-openid-connect", "context-ehr-patient",
@@ -104,7 +105,8 @@ def build_app(ehr: FakeEhr) -> FastAPI:
     def authorize(request: Request) -> Response:
         q = dict(request.query_params)
         problems = [name for name, ok in [
-            ("response_type", q.get("response_type") == "code"), ("client_id", q.get("client_id") == CLIENT_ID),
+            ("response_type", q.get("response_type") == "code"),
+            ("client_id", q.get("client_id") == CLIENT_ID),
             ("aud", q.get("aud") == ehr.iss), ("launch", q.get("launch") in ehr.launches),
             ("code_challenge_method", q.get("code_challenge_method") == "S256"),
             ("code_challenge", bool(q.get("code_challenge"))), ("state", bool(q.get("state"))),
@@ -125,7 +127,8 @@ def build_app(ehr: FakeEhr) -> FastAPI:
     def _decide(rid: str, decision: str) -> Response:
         q = ehr.requests.pop(rid)
         if decision != "allow":
-            params = {"error": "access_denied", "error_description": "The user denied access", "state": q["state"]}
+            params = {"error": "access_denied", "error_description": "The user denied access",
+                      "state": q["state"]}
         else:
             code = secrets.token_urlsafe(16)
             ehr.codes[code] = q
@@ -174,7 +177,8 @@ def serve(app: Any, host: str = "127.0.0.1") -> Iterator[int]:
     sock = socket.socket()
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

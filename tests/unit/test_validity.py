@@ -43,16 +43,14 @@ from monitor.timeline import Timeline
 from monitor.validity import NEVER, next_administration, next_event, promised
 from synthetic.archetypes import ARCHETYPES
 from synthetic.cohort import generate_patient
-from tests.strategies import FIRST_DAY, LAST_DAY, timelines
+from tests.strategies import FIRST_DAY, LAST_DAY, events, timelines
 from tests.unit.rules.builders import PID, AnyEvent, Day, assess_on, context, day, lab, med
 
 ONE = timedelta(days=1)
 
 
 # ---- the property ------------------------------------------------------------------------------------
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(timelines(), st.dates(FIRST_DAY, LAST_DAY), st.data())
-def test_assessment_is_the_same_on_every_day_before_valid_until(tl: Timeline, as_of: date, data: Any) -> None:
+def check_span(tl: Timeline, as_of: date, data: Any) -> None:
     held = assess(tl, as_of)
     assert held.valid_until > as_of
     last = min(held.valid_until - ONE, as_of + timedelta(days=3 * 365))
@@ -61,6 +59,30 @@ def test_assessment_is_the_same_on_every_day_before_valid_until(tl: Timeline, as
         now = assess(tl, d)
         assert promised(now) == promised(held), (as_of, d, held.valid_until)
         assert now.valid_until == held.valid_until, (as_of, d)  # an assessment on d is as valid
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(timelines(), st.dates(FIRST_DAY, LAST_DAY), st.data())
+def test_assessment_is_the_same_on_every_day_before_valid_until(tl: Timeline, as_of: date, data: Any) -> None:
+    check_span(tl, as_of, data)
+
+
+DENSE_FROM, DENSE_TO = date(2024, 1, 1), date(2025, 6, 30)
+
+
+@st.composite
+def dense_timelines(draw: st.DrawFn) -> Timeline:
+    """Up to 60 events of one patient within 18 months: courses, troughs, counts and windows overlap
+    far more often than in timelines() (8 years), which is where boundaries meet."""
+    evs = draw(st.lists(events(PID, on=st.dates(DENSE_FROM, DENSE_TO)), min_size=5, max_size=60))
+    return Timeline.build(PID, evs)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dense_timelines(), st.dates(DENSE_FROM, DENSE_TO + timedelta(days=400)), st.data())
+def test_dense_timelines_are_the_same_on_every_day_before_valid_until(tl: Timeline, as_of: date,
+                                                                      data: Any) -> None:
+    check_span(tl, as_of, data)
 
 
 # ---- every archetype ---------------------------------------------------------------------------------

@@ -290,3 +290,13 @@ def test_risk_reasons_change_when_the_acei_response_can_be_judged() -> None:
     assert risk_next_change(ctx) == day(183)
     assert assess_on(events, 182).risk == assess_on(events, 100).risk != assess_on(events, 183).risk
     assert risk_next_change(context(events, 183)) is None
+
+
+def test_the_next_event_is_dated_by_its_own_local_date() -> None:
+    # 23:30 at -10:00 is the next day in UTC; Timeline.until (and so assess) reads the local date
+    late = lab(PID, "proteinuria_24h", 5.0, "g/d", 0, effective_at="2025-03-01T23:30:00-10:00")
+    early = lab(PID, "proteinuria_24h", 2.0, "g/d", 0, effective_at="2025-03-02T01:00:00+14:00")
+    events = [lab(PID, "proteinuria_24h", 2.0, "g/d", "2025-02-01"), late, early]
+    assert assess_on(events, "2025-02-20").valid_until == date(2025, 3, 1)
+    assert assess_on(events, "2025-03-01").valid_until == date(2025, 3, 2)
+    assert assess_on(events, "2025-03-02").valid_until == NEVER

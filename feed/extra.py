@@ -1,12 +1,12 @@
 """Routers joining the feed through create_app's extension point: the clinician web page (/ and
 /ui/*), the patient chart (/patients/{id}/chart.png), the clinic outcome report (/report, /ui/report) and
-webhook subscriptions (/webhooks)."""
+webhook subscriptions (/webhooks) and the CDS Hooks service (/cds-services)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from feed import charts, report, web, webhooks
+from feed import cds_hooks, charts, report, web, webhooks
 
 
 def include(app: FastAPI) -> None:
@@ -16,3 +16,4 @@ def include(app: FastAPI) -> None:
     app.include_router(report.ui_router)
     app.include_router(webhooks.router)
     web.install_login_redirect(app)
+    cds_hooks.include(app)

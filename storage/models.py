@@ -290,3 +290,21 @@ class UserSessionRow(SQLModel, table=True):
     last_seen_at: datetime
     expires_at: datetime = Field(index=True)
     revoked_at: datetime | None = None
+
+
+# --- CDS Hooks: JWT ids already seen (replay protection) ---------------------------------------------
+
+
+class CdsJtiRow(SQLModel, table=True):
+    """A CDS Hooks request's JWT id (`jti`), kept until the token expires: a second request with the
+    same issuer and jti is a replay and is refused. Rows past `expires_at` are purged on insert."""
+
+    __tablename__ = "cds_jti"
+
+    id: int | None = _pk()
+    issuer: str = Field(max_length=500)
+    jti: str = Field(max_length=200)
+    expires_at: datetime = Field(index=True)
+    seen_at: datetime
+
+    __table_args__ = (UniqueConstraint("issuer", "jti", name="uq_cds_jti_issuer_jti"),)

@@ -2,6 +2,14 @@
 
 Pure and deterministic: no clock, no I/O. Events dated after as_of are ignored, so assessing a past
 date reproduces what was knowable then.
+
+valid_until (issue 14): the earliest day after as_of on which, with no new event, a finding (its
+fingerprint, severity, message or evidence), the remission state or the risk assessment could differ.
+Each rule names its own next boundary (the rule contract's next_change, monitor.validity); assess()
+takes the earliest of them, the risk's, and its own (the next event already in the timeline, a
+medication record that stops, the next dose of a repeated anti-CD20 record). The remission walk reads
+no date but the events', so it adds none. A due-only nightly run reassesses a patient on valid_until
+(or when a new event arrives) and gets what a full run would.
 """
 
 from __future__ import annotations
@@ -15,15 +23,16 @@ from monitor.display import immunological_text, latest_text
 from monitor.egfr import egfr_series
 from monitor.events import LabResult
 from monitor.findings import SEVERITY_RANK, Finding
-from monitor.proteinuria import estimate, molar_ratio
 from monitor.outcomes import CourseOutcome, course_outcomes
+from monitor.proteinuria import estimate, molar_ratio
 from monitor.remission import RemissionHistory, remission_history
-from monitor.risk import RiskAssessment, risk_category
+from monitor.risk import RiskAssessment, risk_category, risk_next_change
 from monitor.rules import RULES
 from monitor.rules.base import RuleContext
 from monitor.therapy import AntiCD20Course, active_therapies, anti_cd20_courses
 from monitor.timeline import Timeline
 from monitor.trends import ImmunologicalState, immunological_state
+from monitor.validity import NEVER, active_stops, earliest, next_administration, next_day, next_event
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,10 @@ class Assessment:
     # every treatment course (and the supportive-care phase) with its outcome so far: stored with the
     # summary, read by the clinic outcome report (monitor.outcomes, monitor.outcome_report)
     course_outcomes: tuple[CourseOutcome, ...] = ()
+    # the first day after as_of on which, with no new event, the findings, the remission state or the
+    # risk could differ (monitor.validity); NEVER when only a new event can change them. Not part of
+    # summary(): it says when to look again, not where the patient stands.
+    valid_until: date = NEVER
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary: values in canonical units at full precision, each with `display`, the
@@ -112,15 +125,34 @@ def assess(timeline: Timeline, as_of: date) -> Assessment:
               if (v := known.series(k))}
     if egfr:
         latest["egfr"] = egfr[-1]
+    risk = risk_category(ctx)
     return Assessment(
         patient_id=timeline.patient_id,
         as_of=as_of,
         remission=remission,
-        risk=risk_category(ctx),
+        risk=risk,
         active_therapies=active_therapies(known, as_of),
         courses=courses,
         latest=latest,
         findings=tuple(findings),
         immunological=immunological_state(known.series("anti_pla2r")),
         course_outcomes=course_outcomes(known, as_of, proteinuria, remission),
+        valid_until=valid_until(timeline, ctx),
     )
+
+
+def valid_until(timeline: Timeline, ctx: RuleContext) -> date:
+    """The earliest boundary of the rules, the risk and the context (`timeline` uncut, ctx cut at
+    as_of); NEVER when none. A rule module without next_change is reassessed the next day."""
+    as_of, known = ctx.as_of, ctx.timeline
+    boundaries = [
+        next_event(timeline, as_of),  # an event already recorded for a later date
+        # a record stopping: active_therapies, and every rule that asks whether a drug is active
+        active_stops(known, {m.drug for m in known.medications}, as_of),
+        next_administration(known, as_of),  # anti-CD20 courses count doses up to as_of
+        risk_next_change(ctx),
+    ]
+    for rule in RULES:
+        next_change = getattr(rule, "next_change", None)
+        boundaries.append(next_change(ctx) if next_change is not None else next_day(as_of))
+    return earliest(as_of, boundaries) or NEVER

@@ -133,8 +133,11 @@ class AceiArbResponse:
                     f"{_g_per_day(self.baseline.value)} -> {_g_per_day(self.after.value)} g/d ({self.after.effective_date.isoformat()}), "
                     f"a {pct}% decrease (> {ACEI_ARB_RESPONSE_FRACTION * 100:.0f}% needed)")
         if self.days_on < SIX_MONTHS_DAYS:
-            return (f"on ACEi/ARB for {self.days_on} days since {self.start.isoformat()}: the 6-month "
-                    "response cannot be judged yet")
+            # the date it can be judged, not "for N days": the text stays true from day to day, so an
+            # assessment stays valid until that date (Assessment.valid_until)
+            judged = self.start + timedelta(days=SIX_MONTHS_DAYS)
+            return (f"on ACEi/ARB since {self.start.isoformat()}: the 6-month response cannot be judged "
+                    f"before {judged.isoformat()}")
         missing = "at its start" if self.baseline is None else "6 months or more into it"
         return (f"on ACEi/ARB since {self.start.isoformat()} but no proteinuria {missing}: the 6-month "
                 "response cannot be judged")
@@ -306,3 +309,15 @@ def risk_category(ctx: "RuleContext") -> RiskAssessment:
         reasons.append(f"{albumin_text} (not > {LOW_RISK_ALBUMIN_ABOVE_G_L:g}) and {response_text}: "
                        "low risk to be confirmed")
     return result("low", *reasons)
+
+
+def risk_next_change(ctx: RuleContext) -> date | None:
+    """The first day after ctx.as_of on which risk_category could differ without a new event, or None.
+
+    Only the ACEi/ARB exposure reads as_of: an exposure still under 6 months reaches them on its start
+    + 183 days (the reasons, and the low-risk line, change then). Every other input is a result."""
+    exposure = _ras_exposure(ctx.timeline.drugs(*RAS_BLOCKERS), ctx.as_of)
+    if exposure is None:
+        return None
+    judged = exposure[0] + timedelta(days=SIX_MONTHS_DAYS)
+    return judged if judged > ctx.as_of else None

@@ -84,7 +84,8 @@ class DrugRun:
         evidence = run_evidence(self.run, first_note)
         evidence.append(Evidence.of_medication(self.course))
         if self.on_now.identity != self.course.identity:
-            evidence.append(Evidence.of_medication(self.on_now, note=f"course active on {ctx.as_of.isoformat()}"))
+            # "now", not "on <as_of>": evidence that stays the same from day to day (valid_until)
+            evidence.append(Evidence.of_medication(self.on_now, note="course active now"))
         return evidence
 
 

@@ -23,11 +23,14 @@ Readings where docs/clinical-rules.md leaves room:
 
 from __future__ import annotations
 
+from datetime import date
+
 from monitor.events import THROMBOPROPHYLAXIS, LabResult
 from monitor.findings import Finding, Severity
 from monitor.rules._common import certainly_below, current_run, run_evidence, run_history, shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import active
+from monitor.validity import active_stops
 
 RULE_ID = "albumin_low_thrombosis"
 REFERENCE = ("KDIGO 2021 GN guideline ch.3 (prophylactic anticoagulation below 20-25 g/L by assay, with "
@@ -81,3 +84,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     evidence = run_evidence(run, "first low albumin of this run")
     episode = run[0].effective_date.isoformat()
     return [ctx.finding(RULE_ID, episode, severity, _message(run, severity), evidence, REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): active prophylaxis at as_of silences the finding: it may change
+    the day an active record stops (a start is a new event)."""
+    return active_stops(ctx.timeline, PROPHYLAXIS, ctx.as_of)

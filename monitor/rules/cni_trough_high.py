@@ -17,11 +17,13 @@ each drug is its own alert.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from monitor.events import LabResult, MedicationEvent
 from monitor.findings import Finding
 from monitor.rules._common import certainly_above, drug_run, run_history, shown
 from monitor.rules.base import RuleContext
+from monitor.validity import active_stops
 
 RULE_ID = "cni_trough_high"
 REFERENCE = ("Seed review (2023): Waldman kept cyclosporine troughs at 125-190 ug/L to avoid "
@@ -77,3 +79,9 @@ def _evaluate_drug(ctx: RuleContext, limit: _Limit) -> Finding | None:
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     return [f for limit in LIMITS if (f := _evaluate_drug(ctx, limit)) is not None]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): each drug's finding needs the drug active at as_of: it may
+    change the day an active record stops."""
+    return active_stops(ctx.timeline, tuple(limit.drug for limit in LIMITS), ctx.as_of)

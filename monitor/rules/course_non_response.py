@@ -38,6 +38,7 @@ from monitor.findings import Evidence, Finding
 from monitor.rules._common import shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import IMMUNOSUPPRESSANTS, TherapyCourse, therapy_courses
+from monitor.validity import earliest
 
 RULE_ID = "course_non_response"
 REFERENCE = ("KDIGO 2012 GN guideline ch.7 and CJASN review of IMN protocols (calcineurin inhibitors: stop "
@@ -107,7 +108,7 @@ def _message(course: TherapyCourse, judged_on: date, ctx: RuleContext) -> str:
     status = ("still being taken" if course.end is None or course.end >= ctx.as_of
               else f"last given {course.end.isoformat()}")
     text = (f"The {course.drug} course started {course.start.isoformat()} ({status}) reached its "
-            f"evaluation point on {judged_on.isoformat()} ({(ctx.as_of - course.start).days} days after its "
+            f"evaluation point on {judged_on.isoformat()} ({(judged_on - course.start).days} days after its "
             f"start) without a partial or complete remission since it started.")
     latest, peak = ctx.remission.latest, ctx.remission.episode_peak
     if latest is None or latest.effective_date < course.start:
@@ -131,8 +132,9 @@ def _evidence(course: TherapyCourse, judged_on: date, ctx: RuleContext) -> list[
         out.append(Evidence.of_lab(peak, note="peak proteinuria of this episode"))
     if latest is not None:
         out.append(Evidence.of_lab(latest, note="latest proteinuria"))
-    out.append(Evidence.derived("days_since_course_start", (ctx.as_of - course.start).days, "d", ctx.as_of,
-                                f"evaluation point {judged_on.isoformat()}"))
+    # the evaluation point, not the days since the start: evidence that stays the same from day to day
+    out.append(Evidence.derived("evaluation_point_days", (judged_on - course.start).days, "d", judged_on,
+                                f"evaluation point {judged_on.isoformat()}, counted from the course's start"))
     return out
 
 
@@ -151,3 +153,15 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         out.append(ctx.finding(RULE_ID, course.episode, "warning", _message(course, judged_on, ctx),
                                _evidence(course, judged_on, ctx), REFERENCE))
     return out
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): the evaluation point of a course still to be judged, and
+    the day after a course's planned end (the message says "still being taken" until then)."""
+    candidates: list[date | None] = []
+    for drug in EVALUATION_POINTS:
+        for course in therapy_courses(ctx.timeline, drug):
+            candidates.append(evaluation_date(course))
+            if course.end is not None:
+                candidates.append(course.end + timedelta(days=1))
+    return earliest(ctx.as_of, candidates)

@@ -36,6 +36,7 @@ from monitor.rules._common import certainly_below, shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import TherapyCourse, active, therapy_courses
 from monitor.timeline import SeriesArrays
+from monitor.validity import active_stops
 
 RULE_ID = "csa_renal_impairment"
 REFERENCE = ("2023 review of IMN treatment, section 2.4.1 (avoid cyclosporine in IMN with impaired renal "
@@ -97,3 +98,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     evidence = [Evidence.of_medication(course.records[0], note="start of the cyclosporine course"),
                 Evidence.of_lab(egfr, note=note)]
     return [ctx.finding(RULE_ID, course.episode, "warning", message, evidence, REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): the finding lasts while a cyclosporine record is active: it may
+    change the day one stops."""
+    return active_stops(ctx.timeline, (DRUG,), ctx.as_of)

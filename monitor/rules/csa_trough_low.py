@@ -13,10 +13,13 @@ later, separate run of low troughs is a new alert.
 
 from __future__ import annotations
 
+from datetime import date
+
 from monitor.events import LabResult, MedicationEvent
 from monitor.findings import Finding
 from monitor.rules._common import certainly_below, drug_run, run_history, shown
 from monitor.rules.base import RuleContext
+from monitor.validity import active_stops
 
 RULE_ID = "csa_trough_low"
 REFERENCE = ("Cattran DC et al. Kidney Int 2007 (relapses more frequent with a cyclosporine trough "
@@ -54,3 +57,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     return [ctx.finding(RULE_ID, found.episode_date, "warning", _message(found.run, found.course),
                         found.evidence(ctx, "first low trough of this run"), REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): the finding needs cyclosporine active at as_of: it may change
+    the day an active record stops."""
+    return active_stops(ctx.timeline, (DRUG,), ctx.as_of)

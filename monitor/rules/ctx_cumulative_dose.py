@@ -19,13 +19,14 @@ the missing data make the total reach a threshold.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from monitor.events import MedicationEvent
 from monitor.findings import Evidence, Finding, Severity
 from monitor.rules._common import num
 from monitor.rules.base import RuleContext
 from monitor.therapy import CumulativeDose, administrations_until, cumulative_dose
+from monitor.validity import next_day
 
 RULE_ID = "ctx_cumulative_dose"
 REFERENCE = ("Seed review (2023): cumulative cyclophosphamide causes leukopenia (18%) and malignancy (8%); "
@@ -61,13 +62,26 @@ def _counted_note(m: MedicationEvent, mg: float, as_of: date) -> str:
             f"{num(per, 3)} mg")
 
 
+def _counted_until(m: MedicationEvent, as_of: date) -> date:
+    """The last day of the record counted up to as_of (a single administration: its day)."""
+    return m.start if m.frequency == "once" else min(m.end or as_of, as_of)
+
+
+def _last_counted(dose: CumulativeDose, as_of: date) -> date:
+    """The last day counted in the total. The total is dated by it, not by as_of, so that once the
+    course is over the finding reads the same every day (Assessment.valid_until)."""
+    records = [m for m, _ in dose.contributions] + [m for m, _ in dose.uncounted]
+    return max((_counted_until(m, as_of) for m in records), default=as_of)
+
+
 def _evidence(dose: CumulativeDose, grams: float, as_of: date) -> list[Evidence]:
     items = [Evidence.of_medication(m, note=_counted_note(m, mg, as_of)) for m, mg in dose.contributions]
     items += [Evidence.of_medication(m, note=f"not counted: {why}") for m, why in dose.uncounted]
-    note = f"sum of {len(dose.contributions)} record(s) up to {as_of.isoformat()}"
+    until = _last_counted(dose, as_of)
+    note = f"sum of {len(dose.contributions)} record(s) up to {until.isoformat()}"
     if dose.uncounted:
         note += f"; {len(dose.uncounted)} record(s) not counted, so the true total is higher"
-    items.append(Evidence.derived("cyclophosphamide_cumulative", grams, "g", as_of, note))
+    items.append(Evidence.derived("cyclophosphamide_cumulative", grams, "g", until, note))
     return items
 
 
@@ -81,7 +95,7 @@ def _uncounted_text(dose: CumulativeDose) -> str:
 
 def _message(severity: Severity, grams: float, dose: CumulativeDose, as_of: date) -> str:
     total = num(grams, 3, (CTX_WARNING_G, CTX_CRITICAL_G))  # never "10 g" for 9.9996 g
-    head = (f"Cumulative cyclophosphamide is {total} g by {as_of.isoformat()} "
+    head = (f"Cumulative cyclophosphamide is {total} g by {_last_counted(dose, as_of).isoformat()} "
             f"({len(dose.contributions)} record(s) counted).{_uncounted_text(dose)}")
     if severity == "critical":
         return (f"{head} This is at or above {CTX_CRITICAL_G:g} g, above which the risk of bladder cancer "
@@ -105,3 +119,43 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     return [ctx.finding(RULE_ID, EPISODE, severity, _message(severity, grams, dose, ctx.as_of),
                         _evidence(dose, grams, ctx.as_of), REFERENCE)]
+
+
+# how far ahead next_change looks for an open-ended course crossing the warning threshold
+_HORIZON_DAYS = 100 * 365
+
+
+def _going_on(m: MedicationEvent, as_of: date) -> bool:
+    """A repeated record that still gives doses after as_of."""
+    return m.frequency != "once" and (m.end is None or m.end > as_of)
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity). While a course still gives doses, a finding's total (and
+    its date) changes with the next one: the next day. Without a finding yet, the day the counted
+    total reaches the warning threshold (the total only grows: a bisection over days). No course
+    going on: the total is final, and so is the finding."""
+    as_of = ctx.as_of
+    going = [m for m in ctx.timeline.drugs(DRUG) if _going_on(m, as_of)]
+    if not going:
+        return None
+    dose = cumulative_dose(ctx.timeline, DRUG, as_of)
+    if _severity(round(dose.grams, _GRAM_DIGITS), bool(dose.uncounted)) is not None:
+        return next_day(as_of)
+    ends = [m.end for m in going if m.end is not None]
+    # the last day any dose can be given (an open-ended course: as far as the horizon)
+    hi = max(ends) if len(ends) == len(going) else as_of + timedelta(days=_HORIZON_DAYS)
+    lo = as_of  # below the threshold on lo; find the first day at or above it, if any
+
+    def reached(d: date) -> bool:
+        return round(cumulative_dose(ctx.timeline, DRUG, d).grams, _GRAM_DIGITS) >= CTX_WARNING_G
+
+    if not reached(hi):
+        return None
+    while hi - lo > timedelta(days=1):
+        mid = lo + (hi - lo) // 2
+        if reached(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi

@@ -37,6 +37,7 @@ from monitor.findings import Evidence, Finding, Severity
 from monitor.rules._common import certainly_below, current_run, run_evidence, shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import therapy_courses
+from monitor.validity import earliest
 
 RULE_ID = "cytopenia"
 REFERENCE = ("NCI CTCAE v5.0 (white blood cell decreased grade 2 < 3.0 x10^9/L; neutrophil count decreased "
@@ -165,3 +166,13 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         evidence += run_evidence(wbc, "first low white-cell count of this run")
     episode = min(run[0].effective_date for run in (wbc, neut) if run).isoformat()
     return [ctx.finding(RULE_ID, episode, severity, _message(wbc, neut, covering), evidence, REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): the day after the end of an exposure window that covers
+    as_of (the exposure, and with it the finding, may end then). Windows open only with a new record
+    or dose; the counts judged are results."""
+    if not ctx.timeline.series(WBC) and not ctx.timeline.series(NEUTROPHILS):
+        return None  # no count: nothing to find until one arrives
+    return earliest(ctx.as_of, [w.end + timedelta(days=1) for w in exposures(ctx)
+                                if w.end is not None and w.covers(ctx.as_of)])

@@ -46,6 +46,7 @@ from monitor.rules._common import may_be_higher, may_be_lower, num, shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import active
 from monitor.timeline import SeriesArrays
+from monitor.validity import active_stops
 
 RULE_ID = "egfr_decline"
 REFERENCE = ("KDIGO 2021 GN guideline ch.3 (unexplained decline of kidney function marks high risk of "
@@ -362,3 +363,10 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     # one alert for both conditions: the earliest current run names the episode
     episode = min(starts).isoformat()
     return [ctx.finding(RULE_ID, episode, severity, message, ev.items, REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): the creatinine criterion and the CNI advice need a
+    calcineurin inhibitor active at as_of, so the finding may change the day an active record stops.
+    The baselines are windows before each result's own date: only a new result moves them."""
+    return active_stops(ctx.timeline, _CNI_ORDER, ctx.as_of)

@@ -107,3 +107,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         evidence.append(Evidence.of_lab(found.latest, note="latest value"))
     return [ctx.finding(RULE_ID, found.first_positive.effective_date.isoformat(), "warning",
                         _message(found, treatment), evidence, REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """No boundary (monitor.validity): the finding reads the titers and the first treatment's start, never
+    the date, so only a new event changes it."""
+    return None

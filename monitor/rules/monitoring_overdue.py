@@ -50,6 +50,7 @@ from monitor.rules._common import shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import IMMUNOSUPPRESSANTS, TherapyCourse, active, on_immunosuppression, therapy_courses
 from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
+from monitor.validity import active_stops, earliest
 
 RULE_ID = "monitoring_overdue"
 REFERENCE = ("KDIGO 2021 Clinical Practice Guideline for the Management of Glomerular Diseases, ch.3 "
@@ -180,30 +181,65 @@ def _last_text(r: LabResult) -> str:
     return proteinuria_text(r) if r.analyte in ("proteinuria_24h", "upcr") else shown(r)
 
 
-def _overdue(ctx: RuleContext, due: _Due) -> Finding | None:
+def _anchor(due: _Due) -> date:
+    """The day the interval runs from: the last result, or the start of monitoring if later."""
     last = due.results[-1] if due.results else None
-    anchor: date = max(last.effective_date, due.since.start) if last else due.since.start
-    days = (ctx.as_of - anchor).days
-    if days <= due.every_days:
+    return max(last.effective_date, due.since.start) if last else due.since.start
+
+
+def _overdue_from(due: _Due) -> date:
+    """The first day on which the result is overdue (no result in the `every_days` days up to it)."""
+    return _anchor(due) + timedelta(days=due.every_days + 1)
+
+
+def _overdue(ctx: RuleContext, due: _Due) -> Finding | None:
+    # The message and evidence name the dates (last result, overdue from), never "N days" counted to
+    # as_of: the finding then reads the same every day until the result arrives, so an assessment
+    # stays valid (Assessment.valid_until) and the alert is not rewritten every night.
+    anchor, overdue_from = _anchor(due), _overdue_from(due)
+    if ctx.as_of < overdue_from:
         return None
+    last = due.results[-1] if due.results else None
     label = _LABELS[due.series]
     therapy = due.therapy_text
+    every = due.every_days
     if last is not None:
-        observed = (f"No {label} result for {(ctx.as_of - last.effective_date).days} days: the last was "
+        observed = (f"No {label} result for more than {every} days: the last was "
                     f"{_last_text(last)} on {last.effective_date} ({therapy}).")
     elif due.therapy:
-        observed = f"No {label} result in the {days} days since {due.since.start} ({therapy})."
+        observed = f"No {label} result in the more than {every} days since {due.since.start} ({therapy})."
     else:
-        observed = f"No {label} result since {due.since.drug} started {days} days ago ({due.since.start})."
-    message = (f"{observed} {due.why} the {label} is worth measuring at least every {due.every_days} "
+        observed = (f"No {label} result since {due.since.drug} started more than {every} days ago "
+                    f"({due.since.start}).")
+    message = (f"{observed} {due.why} the {label} is worth measuring at least every {every} "
                f"days ({due.source}), so a measurement may be due.")
     evidence = [Evidence.of_medication(due.since, note="therapy that makes monitoring due")]
     if last is not None:
         evidence.append(Evidence.of_lab(last, note=f"last {label}"))
-    evidence.append(Evidence.derived("days_without_result", days, "d", ctx.as_of,
-                                     f"{label}: since {anchor}; due every {due.every_days} days"))
+    evidence.append(Evidence.derived("result_due_every_days", every, "d", overdue_from,
+                                     f"{label}: none since {anchor}; overdue from {overdue_from}"))
     return ctx.finding(RULE_ID, f"{due.series}:{anchor.isoformat()}", "info", message, evidence, REFERENCE)
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     return [f for due in _due(ctx) if (f := _overdue(ctx, due)) is not None]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): the day a due result becomes overdue, and every day on
+    which what is due changes: a therapy record stops (immunosuppressant or CNI), an anti-CD20 course
+    leaves its 12 months, a stopped CNI's 12 months end, a cyclophosphamide course leaves its first 8
+    weeks or its 30-day tail. Once overdue, the finding names dates only and stays as it is."""
+    as_of = ctx.as_of
+    one = timedelta(days=1)
+    candidates: list[date | None] = [_overdue_from(due) for due in _due(ctx)]
+    candidates.append(active_stops(ctx.timeline, IMMUNOSUPPRESSANTS | CALCINEURIN_INHIBITORS, as_of))
+    candidates += [c.last_dose + timedelta(days=AFTER_ANTI_CD20_DAYS) + one for c in ctx.courses]
+    for drug in sorted(CNI_TROUGH_SERIES):
+        candidates += [c.end + timedelta(days=AFTER_CNI_DAYS) + one
+                       for c in therapy_courses(ctx.timeline, drug) if c.end is not None]
+    for c in therapy_courses(ctx.timeline, "cyclophosphamide"):
+        candidates.append(c.start + timedelta(days=WBC_EARLY_PERIOD_DAYS))
+        if c.end is not None:
+            candidates.append(c.end + timedelta(days=WBC_AFTER_CYCLOPHOSPHAMIDE_DAYS) + one)
+    return earliest(as_of, candidates)

@@ -21,6 +21,7 @@ rule reads its open relapse (RemissionHistory.open_relapse). Interpretations:
 from __future__ import annotations
 
 from bisect import bisect_left
+from datetime import date
 
 from monitor.display import proteinuria_text
 from monitor.events import LabResult
@@ -99,3 +100,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     if titer is not None:
         evidence.append(Evidence.of_lab(titer, note=f"positive within {SUPPORTING_TITER_WITHIN_DAYS} days"))
     return [ctx.finding(RULE_ID, relapse.episode, severity, _message(relapse, titer), evidence, REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """No boundary (monitor.validity): the finding reads the remission walk and titers, never the date, so only a new
+    result changes it."""
+    return None

@@ -20,7 +20,7 @@ Interpretations:
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding
@@ -75,3 +75,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     evidence = [Evidence.of_medication(course.doses[-1], note="last dose of the course")]
     evidence += [Evidence.of_lab(r, note=_days_after_note(r, course)) for r in high]
     return [ctx.finding(RULE_ID, course.episode, "warning", message, evidence, REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """No boundary (monitor.validity): the window is counted from the course's last dose, and the course
+    changes only with a dose (assess() adds the next dose of a repeated record)."""
+    return None

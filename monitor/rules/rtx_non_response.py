@@ -40,6 +40,7 @@ from monitor.rules.base import RuleContext
 from monitor.therapy import COURSE_BASELINE_LOOKBACK_DAYS, AntiCD20Course, course_baseline_proteinuria
 from monitor.timeline import SeriesArrays
 from monitor.trends import ANTI_PLA2R_NEGATIVE_BELOW_RU_ML
+from monitor.validity import earliest
 
 RULE_ID = "rtx_non_response"
 REFERENCE = ("Fervenza FC et al. NEJM 2019;381:36-46 (MENTOR: proteinuria reduction < 25% at 6 months = "
@@ -131,9 +132,12 @@ def _change(reduction: float) -> str:
     return f"reduced by {pct}%" if reduction >= 0 else f"increased by {pct}%"
 
 
-def _message(course: AntiCD20Course, titer: _Titer | None, prot: _Proteinuria | None, days: int) -> str:
-    parts = [f"{days} days after the first {course.agent} dose of the course started {course.first_dose}, "
-             "no partial or complete remission has been reached."]
+def _message(course: AntiCD20Course, titer: _Titer | None, prot: _Proteinuria | None) -> str:
+    # the evaluation day, not "N days after": the message stays the same from day to day
+    judged = course.first_dose + timedelta(days=EVALUATION_AFTER_DAYS)
+    parts = [(f"No partial or complete remission has been reached since the first {course.agent} dose of the "
+              f"course started {course.first_dose}, and its 6-month evaluation point (day "
+              f"{EVALUATION_AFTER_DAYS}, {judged}) has passed.")]
     if titer is not None and titer.persistent and titer.latest is not None:
         parts.append(f"Anti-PLA2R is still {shown(titer.latest)} on {titer.latest.effective_date} "
                      f"(was {shown(titer.baseline)} on {titer.baseline.effective_date}; "
@@ -181,10 +185,18 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     if met == 0:
         return []
     severity: Severity = "critical" if met == 2 else "warning"
-    return [ctx.finding(RULE_ID, course.episode, severity, _message(course, titer, prot, days),
+    return [ctx.finding(RULE_ID, course.episode, severity, _message(course, titer, prot),
                         _evidence(course, titer, prot), REFERENCE)]
 
 
 # The clinical criterion's data (course baseline, the proteinuria judged, the < 25% comparison), read
 # by rtx_redose_due too: its ">= 25% without complete remission" is this criterion's complement.
 course_proteinuria = _proteinuria
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): the latest course's day 183, when the judgement starts.
+    After it the finding reads results and remissions only (the course changes with a dose)."""
+    if not ctx.courses:
+        return None
+    return earliest(ctx.as_of, [ctx.courses[-1].first_dose + timedelta(days=EVALUATION_AFTER_DAYS)])

@@ -37,6 +37,7 @@ from monitor.rules import rtx_non_response
 from monitor.rules._common import num, shown
 from monitor.rules.base import RuleContext
 from monitor.therapy import AntiCD20Course
+from monitor.validity import earliest
 
 RULE_ID = "rtx_redose_due"
 REFERENCE = ("Fervenza FC et al. NEJM 2019;381:36-46 (MENTOR: the course was repeated at 6 months when "
@@ -67,9 +68,11 @@ def _dosed_since(course: AntiCD20Course) -> date | None:
     return next((d.start for d in course.doses if d.start >= cutoff), None)
 
 
-def _message(course: AntiCD20Course, baseline: LabResult, latest: LabResult, reduction: float, days: int) -> str:
+def _message(course: AntiCD20Course, baseline: LabResult, latest: LabResult, reduction: float) -> str:
+    # the window's days, not "N days after": the message stays the same from day to day
     last_day = course.first_dose + timedelta(days=WINDOW_TO_DAYS)
-    return (f"{days} days after the first {course.agent} dose of the course started {course.first_dose}, "
+    return (f"In days {WINDOW_FROM_DAYS}-{WINDOW_TO_DAYS} after the first {course.agent} dose of the course "
+            f"started {course.first_dose}, "
             f"proteinuria is {shown(latest)} on {latest.effective_date}, {num(reduction * 100, 0)}% below the "
             f"pre-course baseline of {shown(baseline)} ({baseline.effective_date}), without complete remission, "
             f"and no further anti-CD20 dose has been given since day {NO_DOSE_SINCE_DAY}. In MENTOR, patients "
@@ -97,5 +100,15 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 Evidence.derived("proteinuria_reduction", reduction * 100, "%", latest.effective_at,
                                  f"from baseline; MENTOR repeated the course from "
                                  f"{MIN_PROTEINURIA_REDUCTION:.0%} without complete remission")]
-    return [ctx.finding(RULE_ID, course.episode, "info", _message(course, baseline, latest, reduction, days),
+    return [ctx.finding(RULE_ID, course.episode, "info", _message(course, baseline, latest, reduction),
                         evidence, REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): the latest course's window opening (day 183) or lapsing
+    (day 241). Within it the finding reads results, remissions and doses only."""
+    if not ctx.courses:
+        return None
+    first = ctx.courses[-1].first_dose
+    return earliest(ctx.as_of, [first + timedelta(days=WINDOW_FROM_DAYS),
+                                first + timedelta(days=WINDOW_TO_DAYS + 1)])

@@ -17,10 +17,13 @@ Episode: the date of the first trough of the current run of low troughs taken on
 
 from __future__ import annotations
 
+from datetime import date
+
 from monitor.events import LabResult, MedicationEvent
 from monitor.findings import Finding
 from monitor.rules._common import certainly_below, drug_run, run_history, shown
 from monitor.rules.base import RuleContext
+from monitor.validity import active_stops
 
 RULE_ID = "tac_trough_low"
 REFERENCE = ("KDIGO 2012 GN guideline ch.7 (monitor CNI levels; tacrolimus induction target 5-10 ng/mL, "
@@ -58,3 +61,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     return [ctx.finding(RULE_ID, found.episode_date, "warning", _message(found.run, found.course),
                         found.evidence(ctx, "first low trough of this run"), REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """The next boundary (monitor.validity): the finding needs tacrolimus active at as_of: it may change the
+    day an active record stops."""
+    return active_stops(ctx.timeline, (DRUG,), ctx.as_of)

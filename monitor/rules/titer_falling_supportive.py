@@ -145,3 +145,12 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                                  f"fall from the earlier titer; informative from {MIN_FALL:.0%}")]
     return [ctx.finding(RULE_ID, titers[start].effective_date.isoformat(), "info", message, evidence,
                         REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """No boundary (monitor.validity). The last treated day moves with as_of only while a record is
+    still going on, and it only moves later, so a fall it excludes stays excluded, and a fall it
+    allows (every record ended long before) stays allowed. egfr_decline's question reads whether a
+    calcineurin inhibitor is active, but a CNI active on as_of is immunosuppression on as_of, which
+    excludes every fall whatever the answer; the rest of it reads results only."""
+    return None

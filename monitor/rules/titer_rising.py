@@ -24,6 +24,7 @@ Interpretations:
 from __future__ import annotations
 
 from bisect import bisect_left
+from datetime import date
 
 from monitor.events import LabResult
 from monitor.findings import Evidence, Finding
@@ -110,3 +111,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                                          f"latest / lowest; fires at >= {RISE_FACTOR:g}"))
     return [ctx.finding(RULE_ID, titers[start].effective_date.isoformat(), "warning", message,
                         evidence, REFERENCE)]
+
+
+def next_change(ctx: RuleContext) -> date | None:
+    """No boundary (monitor.validity): the titers' own dates set every window, so only a new titer changes it."""
+    return None

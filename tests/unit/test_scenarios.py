@@ -271,7 +271,7 @@ class TestRituximabNonResponder:
 
     def test_message_names_both_criteria(self) -> None:
         f = finding(assess_on(rtx_non_responder(), 183), "rtx_non_response")
-        assert "183 days" in f.message and "still 150 RU/mL" in f.message
+        assert "(day 183, 2025-07-03)" in f.message and "still 150 RU/mL" in f.message
         assert "8 g/d" in f.message and "reduced by 11%" in f.message and "MENTOR" in f.message
 
     def test_fingerprint_is_stable_between_the_evaluation_and_the_second_course(self) -> None:

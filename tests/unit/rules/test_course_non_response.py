@@ -61,7 +61,7 @@ def test_message_and_evidence_name_the_course_and_the_numbers() -> None:
     assert "6 months" in f.message and "mg" not in f.message
     assert [(e.kind, e.name, e.value) for e in f.evidence] == [
         ("medication", "tacrolimus", 1.0), ("lab", "proteinuria_24h", 6.0), ("lab", "proteinuria_24h", 5.0),
-        ("derived", "days_since_course_start", 183.0)]
+        ("derived", "evaluation_point_days", 183.0)]
 
 
 def test_evaluate_called_directly_gives_the_same_finding() -> None:

@@ -136,7 +136,7 @@ def test_both_courses_are_evidence_when_the_course_changed_after_the_trough() ->
     events = [old, new, lab(PID, "csa_trough", 80, "ng/mL", 30)]
     [f] = run(events, 50)
     assert [(e.event_id, e.note) for e in f.evidence if e.kind == "medication"] == [
-        (old.identity, "bid 2025-01-01..2025-02-10"), (new.identity, "course active on 2025-02-20")]
+        (old.identity, "bid 2025-01-01..2025-02-10"), (new.identity, "course active now")]
 
 
 def test_registered_in_assess() -> None:

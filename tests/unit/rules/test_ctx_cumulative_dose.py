@@ -41,9 +41,9 @@ def test_ten_one_gram_pulses_reach_exactly_10_g_warning() -> None:
         ("medication", "cyclophosphamide", 1000.0, "mg", p.identity) for p in pulses]
     assert f.evidence[0].note == "iv once 2025-01-01: counted 1000 mg = 1 administration(s) x 1000 mg"
     assert (total(f).name, total(f).value, total(f).unit, total(f).effective_at) == (
-        "cyclophosphamide_cumulative", 10.0, "g", "2025-07-20")
-    assert total(f).note == "sum of 10 record(s) up to 2025-07-20"
-    assert "Cumulative cyclophosphamide is 10 g by 2025-07-20" in f.message
+        "cyclophosphamide_cumulative", 10.0, "g", "2025-05-07")
+    assert total(f).note == "sum of 10 record(s) up to 2025-05-07"  # the last pulse, day 126
+    assert "Cumulative cyclophosphamide is 10 g by 2025-05-07" in f.message
     assert "Faurschou" in f.reference and "van den Brand" in f.reference
 
 

@@ -36,12 +36,12 @@ def test_proteinuria_missing_for_91_days_is_an_info_finding() -> None:
     events = [mycophenolate(0), upd(6.0, 10)]
     [f] = findings_of(RULE, events, day(101))
     assert (f.rule, f.severity, f.episode) == (RULE, "info", f"proteinuria:{day(10).isoformat()}")
-    assert "No proteinuria result for 91 days" in f.message and "6 g/d" in f.message
+    assert "No proteinuria result for more than 90 days: the last was 6 g/d" in f.message
     assert "mycophenolate started" in f.message
     assert [(e.kind, e.name, e.value, e.effective_at[:10]) for e in f.evidence] == [
         ("medication", "mycophenolate", 1000.0, str(day(0))),
         ("lab", "proteinuria_24h", 6.0, str(day(10))),
-        ("derived", "days_without_result", 91.0, str(day(101))),
+        ("derived", "result_due_every_days", 90.0, str(day(101))),  # overdue from day 10 + 91
     ]
 
 
@@ -65,7 +65,7 @@ def test_a_recent_therapy_start_is_the_anchor(as_of: int, overdue: bool) -> None
 def test_never_measured_is_counted_from_the_therapy_start() -> None:
     [f] = findings_of(RULE, [mycophenolate(0)], day(91))
     assert f.episode == f"proteinuria:{day(0).isoformat()}"
-    assert "No proteinuria result since mycophenolate started 91 days ago" in f.message
+    assert "No proteinuria result since mycophenolate started more than 90 days ago (2025-01-01)" in f.message
     assert [e.kind for e in f.evidence] == ["medication", "derived"]
 
 
@@ -235,7 +235,7 @@ def test_wbc_message_and_evidence() -> None:
     events = [cyclophosphamide(0, 89), wbc(6.2, 5), upd(5.0, 20)]
     [f] = [f for f in findings_of(RULE, events, day(20)) if f.episode.startswith("wbc:")]
     assert (f.severity, f.episode) == ("info", f"wbc:{day(5).isoformat()}")
-    assert "No white-cell count result for 15 days: the last was 6.2 ×10⁹/L" in f.message
+    assert "No white-cell count result for more than 14 days: the last was 6.2 ×10⁹/L" in f.message
     assert "first 8 weeks of a cyclophosphamide course" in f.message and "every 14 days" in f.message
     assert "CJASN" in f.message
     assert [e.kind for e in f.evidence] == ["medication", "lab", "derived"]

@@ -39,7 +39,7 @@ def non_responder(latest_upd: float = 7.0, latest_titer: float = 80.0) -> list[A
 def test_both_criteria_at_183_days_is_critical() -> None:
     [f] = findings_of(RULE, non_responder(), day(183))
     assert (f.rule, f.severity, f.episode) == (RULE, "critical", EPISODE)
-    assert "183 days" in f.message and "80 RU/mL" in f.message and "reduced by 12%" in f.message
+    assert "evaluation point (day 183, 2025-07-03)" in f.message and "80 RU/mL" in f.message and "reduced by 12%" in f.message
     assert [(e.kind, e.name, e.value, e.effective_at[:10], e.note) for e in f.evidence] == [
         ("medication", "rituximab", 1000.0, str(day(0)), "first dose of the course"),
         ("lab", "proteinuria_24h", 8.0, str(day(-10)), "pre-course baseline proteinuria"),

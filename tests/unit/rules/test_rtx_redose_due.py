@@ -53,7 +53,7 @@ def test_window_is_day_183_to_day_240_inclusive(as_of: int, fires: bool) -> None
 
 def test_message_and_evidence_give_the_numbers() -> None:
     [f] = findings_of(RULE, partial_responder(), day(183))
-    assert "183 days after the first rituximab dose of the course started 2025-01-01" in f.message
+    assert "In days 183-240 after the first rituximab dose of the course started 2025-01-01" in f.message
     assert "proteinuria is 5 g/d on 2025-06-20, 38% below the pre-course baseline of 8 g/d (2024-12-22)" in f.message
     assert "MENTOR" in f.message and "second course" in f.message and "2025-08-29" in f.message
     assert " mg" not in f.message and "1 g" not in f.message  # advises, never doses

@@ -1,7 +1,7 @@
 """CDS Hooks: the JWT ids (jti) of accepted hook requests, until they expire (replay protection).
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0005
 Create Date: 2026-12-01
 
 Self-contained (types spelled out here, as in 0001); it touches no other table, so it can follow any
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0006"  # after the SMART launches (0006); the two touch different tables
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

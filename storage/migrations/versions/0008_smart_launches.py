@@ -1,8 +1,8 @@
 """Pending SMART App Launches (issue 16): the PKCE verifier and state of a launch stay on the server
 between the redirect to the EHR and the callback; user_sessions.auth_method may now be "smart".
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01
 
 Types are spelled out here (not imported from storage.models), as in 0001.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.assess import assess  # noqa: E402
-from monitor.events import parse_event  # noqa: E402
-from monitor.timeline import Timeline  # noqa: E402
-from monitor.validity import promised  # noqa: E402
-from synthetic.cohort import archetype_of, iter_cohort  # noqa: E402
+from monitor.assess import assess
+from monitor.events import parse_event
+from monitor.timeline import Timeline
+from monitor.validity import promised
+from synthetic.cohort import archetype_of, iter_cohort
 
 START = date(2023, 1, 1)
 YEARS = 3.0
@@ -65,11 +65,11 @@ def patient_nights(timeline: Timeline, end: date, verify: bool = False) -> tuple
 
 def _cause(timeline: Timeline, as_of: date) -> str:
     """Which boundary made the assessment of as_of end first (for the report)."""
-    from monitor.assess import RULES, RuleContext, risk_next_change  # noqa: PLC0415
-    from monitor.egfr import egfr_series  # noqa: PLC0415
-    from monitor.remission import remission_history  # noqa: PLC0415
-    from monitor.therapy import anti_cd20_courses  # noqa: PLC0415
-    from monitor.validity import active_stops, next_administration  # noqa: PLC0415
+    from monitor.assess import RULES, RuleContext, risk_next_change
+    from monitor.egfr import egfr_series
+    from monitor.remission import remission_history
+    from monitor.therapy import anti_cd20_courses
+    from monitor.validity import active_stops, next_administration
 
     known = timeline.until(as_of)
     p = known.proteinuria()

@@ -5,6 +5,7 @@ assets.
     GET  /ui/patients/{id}          summary, anti-PLA2R kinetics, treatment courses, chart, alerts
     GET  /ui/report                 the clinic outcome report (feed/report.py)
     GET  /ui/login, POST /ui/login  the API key once -> a server-side session; POST /ui/logout
+    (a SMART on FHIR EHR launch opens the same kind of session for one patient: feed/smart.py)
     POST /ui/alerts/{id}/acknowledge, /ui/alerts/{id}/resolve   forms; redirect back (303)
 
 Authentication: a browser cannot send a bearer header from a link, so a clinician or admin key is
@@ -68,6 +69,14 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+class OutOfScope(Exception):
+    """A session opened for one patient (a SMART EHR launch) asked for something else: the handler
+    sends "/" to that patient's page and answers anything else with a 403 page."""
+
+    def __init__(self, patient_id: str) -> None:
+        self.patient_id = patient_id
+
+
 class UiSession:
     """The signed-in person on this request: who (actor, role), the session, the form token."""
 
@@ -112,12 +121,34 @@ def _from_cookie(request: Request) -> UiSession | None:
     return UiSession(found, token)
 
 
+def _in_scope(request: Request, sess: UiSession) -> bool:
+    """Whether this request stays within the session's patient. A session opened for one patient (a
+    SMART EHR launch, feed/smart.py) reaches that patient's page and chart and acts on that patient's
+    alerts, nothing else (no other patient, no clinic-wide list or report); other sessions reach all."""
+    if sess.patient_id is None:
+        return True
+    params = request.path_params
+    if "patient_id" in params:
+        return params["patient_id"] == sess.patient_id
+    if "alert_id" in params:
+        try:
+            alert_id = int(params["alert_id"])
+        except (TypeError, ValueError):
+            return False
+        with session(_engine(request), write=False) as s:
+            found = views.alert_detail(s, alert_id)
+        return found is not None and found["patient_id"] == sess.patient_id
+    return False
+
+
 def ui_session(request: Request) -> UiSession:
     """The page's dependency: a clinician/admin session, or a redirect to the login page."""
     sess = _from_cookie(request)
     if sess is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
+    if not _in_scope(request, sess):
+        raise OutOfScope(sess.patient_id or "")
     return sess
 
 
@@ -136,6 +167,8 @@ def clinician_or_ui_session(request: Request,
     if sess is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing or invalid API key",
                             headers={"WWW-Authenticate": 'Bearer realm="imn-monitor"'})
+    if not _in_scope(request, sess):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="outside this session's patient")
     return sess.actor
 
 
@@ -321,4 +354,14 @@ def install_login_redirect(app: Any) -> None:
     async def _handler(request: Request, exc: LoginRequired) -> Response:
         return _R(f"/ui/login?next={quote(_safe_next(exc.next_url))}", status_code=status.HTTP_303_SEE_OTHER)
 
+    async def _out_of_scope(request: Request, exc: OutOfScope) -> Response:
+        own = f"/ui/patients/{quote(exc.patient_id, safe='')}"
+        if request.url.path == "/" and request.method == "GET":
+            return _R(own, status_code=status.HTTP_303_SEE_OTHER)
+        return _page(request, "smart_error.html", {
+            "sess": None, "title": "Outside this session",
+            "detail": f"this session was opened from the EHR for patient {exc.patient_id} only. "
+                      "Open other patients from their charts in the EHR."}, status.HTTP_403_FORBIDDEN)
+
     app.add_exception_handler(LoginRequired, _handler)
+    app.add_exception_handler(OutOfScope, _out_of_scope)

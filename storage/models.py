@@ -275,7 +275,7 @@ Index("ix_outbox_created_at", OutboxRow.__table__.c.created_at)  # type: ignore[
 
 # --- sessions of people using the clinician page -----------------------------------------------------
 
-SESSION_AUTH_METHODS = ("api_key",)  # a SMART on FHIR EHR launch (issue 16) adds "smart"
+SESSION_AUTH_METHODS = ("api_key", "smart")  # smart: opened by a SMART on FHIR EHR launch (feed/smart.py)
 
 
 class UserSessionRow(SQLModel, table=True):
@@ -292,10 +292,55 @@ class UserSessionRow(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     actor: str = Field(max_length=200)  # written to the alert audit trail
     role: str = Field(max_length=16)  # clinician | admin
-    auth_method: str = Field(max_length=16)  # api_key (| smart)
+    auth_method: str = Field(max_length=16)  # api_key | smart
     api_key_id: int | None = _fk("api_keys.id", nullable=True)
     patient_id: str | None = Field(default=None, max_length=64)  # launch context; None = every patient
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime = Field(index=True)
     revoked_at: datetime | None = None
+
+
+# --- CDS Hooks: JWT ids already seen (replay protection) ---------------------------------------------
+
+
+class CdsJtiRow(SQLModel, table=True):
+    """A CDS Hooks request's JWT id (`jti`), kept until the token expires: a second request with the
+    same issuer and jti is a replay and is refused. Rows past `expires_at` are purged on insert."""
+
+    __tablename__ = "cds_jti"
+
+    id: int | None = _pk()
+    issuer: str = Field(max_length=500)
+    jti: str = Field(max_length=200)
+    expires_at: datetime = Field(index=True)
+    seen_at: datetime
+
+    __table_args__ = (UniqueConstraint("issuer", "jti", name="uq_cds_jti_issuer_jti"),)
+
+
+# --- SMART App Launch: launches between the redirect to the EHR and the callback ------------------
+
+
+class SmartLaunchRow(SQLModel, table=True):
+    """A SMART App Launch between the redirect to the EHR's authorization endpoint and the callback
+    (storage/smart_launches.py): the PKCE verifier and what the callback needs stay on the server,
+    found by the SHA-256 of the `state` sent to the EHR. One-time (`used_at`) and short-lived
+    (`expires_at`); `browser_hash` is the SHA-256 of a random value in a cookie of the browser that
+    started the launch, so a callback URL replayed in another browser opens nothing."""
+
+    __tablename__ = "smart_launches"
+
+    id: int | None = _pk()
+    state_hash: str = Field(max_length=64, unique=True)
+    browser_hash: str = Field(max_length=64)
+    iss: str = Field(max_length=500)
+    client_id: str = Field(max_length=200)
+    code_verifier: str = Field(max_length=128)
+    redirect_uri: str = Field(max_length=500)
+    token_endpoint: str = Field(max_length=500)
+    issuer: str | None = Field(default=None, max_length=500)  # OpenID issuer of the id_token
+    jwks_uri: str | None = Field(default=None, max_length=500)
+    created_at: datetime
+    expires_at: datetime = Field(index=True)
+    used_at: datetime | None = None

@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     mllp_idle_timeout_s: float = Field(300.0, gt=0, description="MLLP connections idle this long close")
     mllp_max_frame_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="larger MLLP frames are refused")
     code_map: Path | None = Field(None, description="TOML map of local lab codes and unit spellings")
+    # EHR integration (CDS Hooks, SMART App Launch). The EHR's patient is mapped to the monitor's by
+    # tasks/ehr_identity.py: by the MRN identifier of this system when set, else by the FHIR Patient id
+    ehr_mrn_system: str | None = Field(None, description="identifier system of the MRN in the EHR's Patient")
+    # links and JWT audiences are built from this (https://monitor.example.org); unset = request's base URL
+    public_url: str | None = Field(None, description="externally visible base URL of the feed")
+    # JSON map issuer -> JWKS URL or file path; a CDS Hooks request signed by anyone else is refused
+    cds_trusted_issuers: dict[str, str] = Field(default_factory=dict, description="CDS Hooks JWT issuers")
+    # JSON map EHR issuer (iss) -> client id (public client with PKCE); non-empty = SMART is configured
+    smart_clients: dict[str, str] = Field(default_factory=dict, description="SMART App Launch clients")
+    # SMART App Launch (feed/smart.py): how long a started launch may take, and each request to the EHR
+    smart_launch_ttl_s: int = Field(600, ge=30, description="a started EHR launch must come back within this")
+    smart_http_timeout_s: float = Field(10.0, gt=0, description="timeout of each request to an EHR")
 
     @field_validator("timezone")
     @classmethod
@@ -82,6 +94,19 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)  # raises for a typo: fail at start-up
         return v
 
+    @field_validator("smart_clients")
+    @classmethod
+    def _smart_issuers(cls, v: dict[str, str]) -> dict[str, str]:
+        from urllib.parse import urlsplit
+
+        out = {}
+        for iss, client_id in v.items():
+            u = urlsplit(iss)
+            if u.scheme not in ("http", "https") or not u.netloc or "@" in u.netloc or not client_id.strip():
+                raise ValueError("IMN_SMART_CLIENTS maps absolute http(s) issuer URLs to client ids")
+            out[iss.rstrip("/")] = client_id.strip()
+        return out
+
     @model_validator(mode="after")
     def _webhook_target(self) -> "Settings":
         if self.webhook_url:
@@ -92,6 +117,15 @@ class Settings(BaseSettings):
             except UnsafeUrl as exc:
                 raise ValueError(f"IMN_WEBHOOK_URL: {exc}") from None
         return self
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        if not v.startswith(("https://", "http://")):
+            raise ValueError("IMN_PUBLIC_URL must be an absolute http(s) URL")
+        return v.strip().rstrip("/")  # joined with paths ("/cds-services/...")
 
     @property
     def proxy_networks(self) -> list[str]:

@@ -36,3 +36,9 @@ class Rule(Protocol):
     REFERENCE: str
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]: ...
+
+    # The first day after ctx.as_of on which evaluate() could return anything else (fingerprints,
+    # severities, messages, evidence) if no event is added; None when only a new event can change
+    # it; monitor.validity.next_day(ctx.as_of) when the rule cannot tell (always safe). assess()
+    # takes the earliest over the rules as Assessment.valid_until (monitor.validity).
+    def next_change(self, ctx: RuleContext) -> date | None: ...

@@ -142,9 +142,10 @@ def next_change(ctx: RuleContext) -> date | None:
     dose = cumulative_dose(ctx.timeline, DRUG, as_of)
     if _severity(round(dose.grams, _GRAM_DIGITS), bool(dose.uncounted)) is not None:
         return next_day(as_of)
-    ends = [m.end for m in going]
-    last = max(ends) if None not in ends else as_of + timedelta(days=_HORIZON_DAYS)  # type: ignore[type-var]
-    lo, hi = as_of, last  # below the threshold on lo; find the first day at or above it, if any
+    ends = [m.end for m in going if m.end is not None]
+    # the last day any dose can be given (an open-ended course: as far as the horizon)
+    hi = max(ends) if len(ends) == len(going) else as_of + timedelta(days=_HORIZON_DAYS)
+    lo = as_of  # below the threshold on lo; find the first day at or above it, if any
 
     def reached(d: date) -> bool:
         return round(cumulative_dose(ctx.timeline, DRUG, d).grams, _GRAM_DIGITS) >= CTX_WARNING_G

@@ -148,8 +148,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
 
 
 def next_change(ctx: RuleContext) -> date | None:
-    """The next boundary (monitor.validity): egfr_decline's (whether kidney function is declining
-    reads whether a calcineurin inhibitor is active). The last treated day moves with as_of only while
-    a record is still going on, and then no titer can be far enough after it; it only moves later, so
-    a fall excluded by it stays excluded."""
-    return egfr_decline.next_change(ctx)
+    """No boundary (monitor.validity). The last treated day moves with as_of only while a record is
+    still going on, and it only moves later, so a fall it excludes stays excluded, and a fall it
+    allows (every record ended long before) stays allowed. egfr_decline's question reads whether a
+    calcineurin inhibitor is active, but a CNI active on as_of is immunosuppression on as_of, which
+    excludes every fall whatever the answer; the rest of it reads results only."""
+    return None

@@ -55,7 +55,7 @@ class PatientRow(SQLModel, table=True):
     summary: dict[str, Any] | None = _json()
     # the first day on which the last assessment could differ with no new event (monitor.assess:
     # Assessment.valid_until; date.max when only a new event changes it); NULL = never assessed.
-    # The due-only nightly run selects valid_until <= as_of through the index below (migration 0006).
+    # The due-only nightly run selects valid_until <= as_of through the index below (migration 0009).
     valid_until: date | None = None
 
     __table_args__ = (Index("ix_patients_valid_until", "valid_until", "patient_id"),)
@@ -205,7 +205,7 @@ class NightlyRunRow(SQLModel, table=True):
     state: str = Field(default="running", max_length=16)  # running | finished | failed
     patients: int | None = None
     # "due": only the patients whose assessment may have changed; "full": every active patient.
-    # NULL: a run claimed before migration 0006 (always full). The sweeper re-drives by it.
+    # NULL: a run claimed before migration 0009 (always full). The sweeper re-drives by it.
     mode: str | None = Field(default=None, max_length=8)
 
 

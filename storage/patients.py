@@ -90,7 +90,7 @@ def patients_not_assessed_since(s: Session, as_of: date, limit: int) -> list[str
 
 def patients_owed(s: Session, as_of: date, mode: str | None, limit: int) -> list[str]:
     """The active patients a nightly run for `as_of` has not reached yet: for a full run (mode "full"
-    or None, runs claimed before migration 0006) every patient not assessed for as_of; for a due run
+    or None, runs claimed before migration 0009) every patient not assessed for as_of; for a due run
     the patients still due (reassessing one moves its valid_until past as_of). Dirty patients are
     left to the sweeper's own re-drive."""
     if mode == "due":
@@ -115,7 +115,7 @@ def active_patient_ids(s: Session, after: str | None, limit: int) -> list[str]:
 
 # ------------------------------------------------------------------- due patients (nightly run)
 # A patient is due on as_of when its last assessment may no longer hold: never assessed since
-# migration 0006 (valid_until NULL), valid_until reached (<= as_of), or new events (dirty). Each of
+# migration 0009 (valid_until NULL), valid_until reached (<= as_of), or new events (dirty). Each of
 # the three is read in index order by keyset pagination (ix_patients_valid_until, ix_patients_dirty_since):
 # the cost follows the number of due patients, not the cohort.
 

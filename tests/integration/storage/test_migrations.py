@@ -141,7 +141,7 @@ def test_0005_turns_old_outbox_rows_into_groups_and_keeps_their_deliveries(fresh
         engine.dispose()
 
 
-def test_0006_existing_patients_start_due_and_the_columns_go_on_downgrade(fresh_url: str) -> None:
+def test_0009_existing_patients_start_due_and_the_columns_go_on_downgrade(fresh_url: str) -> None:
     from datetime import date
 
     from alembic import command
@@ -151,7 +151,7 @@ def test_0006_existing_patients_start_due_and_the_columns_go_on_downgrade(fresh_
 
     engine = make_engine(fresh_url)
     try:
-        upgrade(engine, "0005")
+        upgrade(engine, "0008")
         with engine.begin() as c:
             c.execute(text("INSERT INTO patients (patient_id, active, first_seen_at, last_as_of) VALUES"
                            " ('P1', true, :t, '2025-05-01')"), {"t": T0})
@@ -159,7 +159,7 @@ def test_0006_existing_patients_start_due_and_the_columns_go_on_downgrade(fresh_
         with session(engine) as s:  # never assessed since the upgrade: the next nightly run takes it
             assert repo.due_patient_page(s, date(2025, 6, 1), repo.DUE_START, 10) == (["P1"], None)
         with engine.connect() as conn:
-            command.downgrade(alembic_config(conn), "0005")
+            command.downgrade(alembic_config(conn), "0008")
             conn.commit()
         assert "valid_until" not in {col["name"] for col in inspect(engine).get_columns("patients")}
         assert "mode" not in {col["name"] for col in inspect(engine).get_columns("nightly_runs")}

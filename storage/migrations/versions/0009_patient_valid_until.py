@@ -1,7 +1,7 @@
 """Due-only nightly run: patients.valid_until and nightly_runs.mode.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01
 
 - patients.valid_until (DATE, NULL = never assessed since this migration): the first day on which the
@@ -13,6 +13,9 @@ Create Date: 2026-12-01
 
 Existing patients start with NULL: the first nightly run after the upgrade reassesses all of them
 (as before) and stores their valid_until. Plain ADD COLUMN on both dialects (no table rebuild).
+
+Numbered after 0008, not in the 0006 gap before 0007: databases already at 0007 or 0008 would take
+a 0006 placed before them as applied and never get these columns.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

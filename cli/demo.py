@@ -9,6 +9,7 @@ It always runs embedded (SQLite, in-process) so it works on a bare machine.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -60,10 +61,9 @@ def _schedule(events: list[dict[str, Any]], seed: int) -> dict[date, list[dict[s
 
 def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: Path) -> None:
     from storage import views
-    from storage.db import session, upgrade
+    from storage.db import session
     from synthetic import ARCHETYPES, assignments, generate_cohort
-    from tasks import jobs, runtime
-    from tasks.ingest import IngestCounts, accept
+    from tasks import bootstrap, service
     from tasks.settings import Settings
 
     t0 = time.perf_counter()
@@ -74,8 +74,7 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db_path}{suffix}").unlink(missing_ok=True)
         overrides["database_url"] = f"sqlite:///{db_path}"
-    rt = runtime.init(Settings(**overrides))
-    upgrade(rt.engine)
+    rt = bootstrap.init(Settings(**overrides), schema="upgrade")
 
     end = DEMO_START + timedelta(days=round(365.25 * years))
     events = generate_cohort(patients, DEMO_START, years, seed)
@@ -85,7 +84,7 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
     console.print(f"[bold]imn-monitor demo[/]: {patients} synthetic patients, {len(events):,} events, "
                   f"{DEMO_START} .. {end}, nightly run every {step_days} days")
 
-    totals = IngestCounts()
+    totals: Counter[str] = Counter()
     nights = 0
     day = DEMO_START
     pending_bad = True
@@ -96,10 +95,10 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
             lines += BAD_LINES
             pending_bad = False
         if lines:
-            payload = ("\n".join(lines) + "\n").encode()
-            ids = [a.inbox_id for a in accept(rt, payload, "ndjson", f"demo-arrivals-{day.isoformat()}.ndjson")]
-            totals.add(jobs.run_inline_ingest(rt, ids, day))
-        jobs.run_nightly(rt, day, "demo")
+            payload = io.BytesIO(("\n".join(lines) + "\n").encode())
+            done = service.submit(rt, [(payload, f"demo-arrivals-{day.isoformat()}.ndjson")], "ndjson", day)
+            totals.update(service.ingest_counts(rt, done.todo))
+        service.run_nightly(rt, day, "demo")
         nights += 1
         day += timedelta(days=step_days)
     elapsed = time.perf_counter() - t0
@@ -107,6 +106,7 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
     with session(rt.engine, write=False) as s:
         alerts = views.list_alerts(s)
         quarantined = views.list_quarantine(s)
+    totals["patients"] = len({e["patient_id"] for e in events})  # distinct, not summed over the steps
     _summary(alerts, quarantined, totals, nights, elapsed, rt, cohort_file, assignments(patients, seed), ARCHETYPES)
 
 
@@ -114,7 +114,7 @@ def _summary(alerts: list[dict[str, Any]], quarantined: list[dict[str, Any]], to
              elapsed: float, rt: Any, cohort_file: Path, assigned: dict[str, str], archetypes: Any) -> None:
     from rich.table import Table
 
-    console.print(f"ingested: {totals.as_dict()} over {nights} simulated nights in {elapsed:.1f} s")
+    console.print(f"ingested: {dict(totals)} over {nights} simulated nights in {elapsed:.1f} s")
     by_rule: dict[str, Counter[str]] = defaultdict(Counter)
     for a in alerts:
         by_rule[a["rule"]][a["status"]] += 1

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -44,6 +44,7 @@ from storage import api_keys, user_sessions, views
 from storage import repository as repo
 from storage.db import session
 from storage.user_sessions import UserSession
+from tasks import service
 
 COOKIE = "imn_session"
 UI_ROLES = frozenset({CLINICIAN, ADMIN})
@@ -258,9 +259,7 @@ def patient_page(patient_id: Storable, request: Request,
     if patient is None or timeline is None:
         return _page(request, "not_found.html", {"sess": sess, "what": f"patient {patient_id}"}, 404)
     # the kinetics as of the patient's last assessment (what the page's alerts and chart reflect)
-    last = patient.get("last_as_of")
-    day = date.fromisoformat(last) if isinstance(last, str) else (last or request.app.state.runtime.settings.today())
-    kinetics = titer_kinetics(timeline, day)
+    kinetics = titer_kinetics(timeline, service.default_as_of(request.app.state.runtime, patient))
     here = f"/ui/patients/{quote(patient_id, safe='')}"
     # the active alerts first, then the inhibited ones (each still critical first)
     open_alerts = sorted((a for a in alerts if a["status"] != "resolved"), key=lambda a: a["inhibited_by"] is not None)
@@ -326,8 +325,7 @@ def ui_acknowledge(alert_id: Id, request: Request, csrf: str = Form(""), comment
     _check_csrf(sess, csrf)
     back = _safe_next(next)
     try:
-        with session(_engine(request)) as s:
-            repo.acknowledge(s, alert_id, sess.actor, comment.strip() or None)
+        service.act(request.app.state.runtime, alert_id, "acknowledge", actor=sess.actor, comment=comment.strip() or None)
     except repo.AlertActionError as exc:
         return _redirect(back, error=str(exc))
     return _redirect(back, ok=f"Alert {alert_id} acknowledged.")
@@ -341,8 +339,7 @@ def ui_resolve(alert_id: Id, request: Request, csrf: str = Form(""), comment: Fo
     if not comment.strip():
         return _redirect(back, error=f"Resolving alert {alert_id} needs a comment.")
     try:
-        with session(_engine(request)) as s:
-            repo.resolve(s, alert_id, sess.actor, comment.strip())
+        service.act(request.app.state.runtime, alert_id, "resolve", actor=sess.actor, comment=comment.strip())
     except repo.AlertActionError as exc:
         return _redirect(back, error=str(exc))
     return _redirect(back, ok=f"Alert {alert_id} resolved.")

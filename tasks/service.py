@@ -137,7 +137,7 @@ def reassess_everyone(rt: Runtime, as_of: date | None = None) -> ReassessCounts 
     day = (as_of or rt.settings.today()).isoformat()
     sent = jobs.reassess_all.delay(day)
     if rt.settings.embedded:
-        done = sent.get()
+        done = dict(sent.result)
         done.pop("chunks", None)
         return ReassessCounts(**done)
     return None

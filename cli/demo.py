@@ -64,6 +64,7 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
     from storage.db import session
     from synthetic import ARCHETYPES, assignments, generate_cohort
     from tasks import bootstrap, service
+    from tasks.reassess import all_patient_chunks
     from tasks.settings import Settings
 
     t0 = time.perf_counter()
@@ -106,7 +107,8 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
     with session(rt.engine, write=False) as s:
         alerts = views.list_alerts(s)
         quarantined = views.list_quarantine(s)
-    totals["patients"] = len({e["patient_id"] for e in events})  # distinct, not summed over the steps
+    # distinct patients stored, not the per-batch counts summed over the steps
+    totals["patients"] = sum(len(ids) for ids in all_patient_chunks(rt, 5000))
     _summary(alerts, quarantined, totals, nights, elapsed, rt, cohort_file, assignments(patients, seed), ARCHETYPES)
 
 

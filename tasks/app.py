@@ -22,7 +22,9 @@ def configure(settings: Settings) -> Celery:
     global _configured_for
     _configured_for = settings
     app.conf.update(
-        broker_url=settings.broker_url or "memory://",
+        # embedded: eager; Celery still round-trips the arguments through a producer of this in-process
+        # transport (named host: kombu warns about a memory:// URL without one)
+        broker_url=settings.broker_url or "memory://localhost/",
         task_always_eager=settings.embedded,
         task_eager_propagates=True,
         task_ignore_result=True,

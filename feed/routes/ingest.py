@@ -27,7 +27,6 @@ from storage.db import session
 from tasks import service
 
 log = logging.getLogger("imn.feed.ingest")
-router = APIRouter(tags=["ingestion"])  # the routes that do not depend on the formats
 
 _ACCEPTED = {
     202: {"description": "stored in the inbox; processing follows (see GET /inbox/{id})"},
@@ -82,11 +81,11 @@ def build_router() -> APIRouter:
             response_model=IngestAccepted, name=f"ingest_{fmt.name}", summary=f"Ingest {fmt.title}",
             description=f"{fmt.description}\n\nContent-Type: {', '.join(fmt.media_types)}.",
             openapi_extra=_body_doc(fmt.media_types, fmt.example))
-    r.include_router(router)
+    r.add_api_route("/inbox/{inbox_id}", inbox, methods=["GET"],
+                    responses={404: {"description": "no such inbox row"}, **AUTH_RESPONSES})
     return r
 
 
-@router.get("/inbox/{inbox_id}", responses={404: {"description": "no such inbox row"}, **AUTH_RESPONSES})
 def inbox(inbox_id: Id, request: Request, _: ApiKey = Depends(ingest_key)) -> dict[str, Any]:
     """Processing state of one inbox row (received|processing|processed|failed), its counts, and
     what was quarantined from it, with the reasons."""

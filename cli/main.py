@@ -97,7 +97,8 @@ def ingest(
     # with a broker, workers process the batches: wait for them (or not, --no-wait); embedded, they
     # are processed already. Identical bytes accepted before are that earlier inbox row, reported
     # as repeated, not processed again.
-    result: dict[str, Any] = service.ingest_counts(rt, submitted.todo, timeout_s=600.0 if wait else 0.0)
+    result: dict[str, Any] = (service.ingest_counts(rt, submitted.todo, timeout_s=600.0 if wait else 0.0)
+                              if wait or rt.settings.embedded else {"queued_batches": len(submitted.todo)})
     result["batches"] = len(submitted.batches)
     if submitted.repeated:
         result["repeated_batches"] = len(submitted.repeated)

@@ -27,7 +27,7 @@ def print_counts(counts: dict[str, Any], as_json: bool) -> None:
         _json(counts)
         return
     keys = ("accepted", "duplicate", "corrected", "retracted", "quarantined", "patients", "batches",
-            "repeated_batches", "still_queued_batches")
+            "repeated_batches", "queued_batches", "still_queued_batches")
     typer.echo(", ".join(f"{k} {counts[k]}" for k in keys if k in counts))
 
 

@@ -1,8 +1,8 @@
 """`imn-monitor mllp`: an asyncio MLLP listener for HL7 v2 feeds.
 
 Each frame (<VT> message <FS><CR>) is stored in the inbox first (durable), then handed on to
-processing through tasks.service (queued, or, embedded, processed here), then acknowledged. The ACK code comes from parsing the stored message: AA when
-every result was understood, AE when some were quarantined (with the reason in ERR), AR when the
+processing through tasks.service (queued, or, embedded, processed here), then acknowledged. The ACK
+code comes from parsing the stored message: AA when every result was understood, AE when some were quarantined (with the reason in ERR), AR when the
 message cannot be used at all. A frame that could not be stored gets AE "resend" and nothing is
 acknowledged as accepted. A bad frame never closes the connection; a frame that never ends, a
 connection that stays silent and an oversized frame do (see _connection).

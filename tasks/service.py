@@ -85,7 +85,7 @@ def process_or_leave(rt: Runtime, inbox_ids: list[int], as_of: date | None = Non
     try:
         process(rt, inbox_ids, as_of)
         return True
-    except Exception:  # noqa: BLE001 - stored is stored: the sweeper finishes the work
+    except Exception:  # any failure: stored is stored, the sweeper finishes the work
         log.exception("processing inbox %s failed; it stays pending for the sweeper", inbox_ids)
         return False
 

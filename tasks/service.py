@@ -72,6 +72,8 @@ def process(rt: Runtime, inbox_ids: list[int], as_of: date | None = None) -> Non
     """Hand stored inbox rows to `ingest_batch`: enqueued for the workers with a broker, run here
     (Celery's eager mode) without one. The rows of one submission are one burst: each patient they
     touch is reassessed once."""
+    if not inbox_ids:
+        return
     celery_app.ensure(rt.settings)
     day = as_of.isoformat() if as_of else None
     with jobs.burst(rt):

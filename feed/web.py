@@ -40,6 +40,7 @@ from feed.schemas import Id, Storable
 from monitor import inhibitions
 from monitor.display import evidence_number, evidence_unit, immunological_text, latest_text, value_text
 from monitor.kinetics import REGIMEN_NAMES, titer_kinetics
+from monitor.severity import MOST_SEVERE_FIRST, most_severe_first
 from storage import api_keys, user_sessions, views
 from storage import repository as repo
 from storage.db import session
@@ -48,7 +49,6 @@ from tasks import service
 
 COOKIE = "imn_session"
 UI_ROLES = frozenset({CLINICIAN, ADMIN})
-SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 # values on the page go through the one formatting helper (monitor.display): the lab's precision,
 # never on the other side of a threshold, the reported value beside a converted one
@@ -229,11 +229,12 @@ def _groups(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         g = groups.setdefault(a["group"], {"key": a["group"], "patient_id": a["patient_id"], "alerts": []})
         g["alerts"].append(a)
     for g in groups.values():
-        g["alerts"].sort(key=lambda a: (a["inhibited_by"] is not None, SEVERITY_RANK.get(a["severity"], 3)))
+        g["alerts"].sort(key=lambda a: (a["inhibited_by"] is not None, most_severe_first(a["severity"])))
         g["inhibited"] = sum(1 for a in g["alerts"] if a["inhibited_by"] is not None)
-        g["rank"] = min((SEVERITY_RANK.get(a["severity"], 3) for a in g["alerts"] if a["inhibited_by"] is None),
-                        default=3)
-    return sorted(groups.values(), key=lambda g: g["rank"])
+        # a group whose alerts are all inhibited goes last: (True, ...) sorts after every (False, ...)
+        g["order"] = min(((False, most_severe_first(a["severity"])) for a in g["alerts"]
+                          if a["inhibited_by"] is None), default=(True, 0))
+    return sorted(groups.values(), key=lambda g: g["order"])
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -241,8 +242,8 @@ def home(request: Request, sess: UiSession = Depends(ui_session)) -> HTMLRespons
     with session(_engine(request), write=False) as s:
         alerts = views.list_alerts(s, status="open")
     # critical first; within a severity the oldest unhandled first would bury new ones: newest first
-    alerts.sort(key=lambda a: SEVERITY_RANK.get(a["severity"], 3))
-    counts = {sev: sum(1 for a in alerts if a["severity"] == sev) for sev in SEVERITY_RANK}
+    alerts.sort(key=lambda a: most_severe_first(a["severity"]))
+    counts = {sev: sum(1 for a in alerts if a["severity"] == sev) for sev in MOST_SEVERE_FIRST}
     return _page(request, "alerts.html", {
         "sess": sess, "alerts": alerts, "groups": _groups(alerts), "inhibitions": _inhibitions(alerts),
         "inhibited": sum(1 for a in alerts if a["inhibited_by"]), "counts": counts, "flash": _flash(request),

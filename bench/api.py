@@ -7,8 +7,8 @@ of its own, imn_bench_<random>, dropped at the end) and Redis database 12 (flush
                                   [--ingest-patients 1500] [--ingest-workers 2] [--json PATH]
 
 1. Seed: the synthetic cohort (fixed seed, 3 years from 2023-01-01) stored with store_events by two
-   processes, as bench/nightly.py loads it, then assessed in this process (tasks.jobs.
-   run_inline_reassess_all, as of --as-of) so that alerts exist; VACUUM ANALYZE.
+   processes, as bench/nightly.py loads it, then assessed in this process (tasks.service.
+   reassess_everyone, as of --as-of) so that alerts exist; VACUUM ANALYZE.
 2. Serve: `imn-monitor api --host 127.0.0.1 --port P` as a separate process (uvicorn, one process,
    production settings: broker mode on Redis DB 12, access log at INFO into a file), with a
    clinician key made by storage.api_keys.create_key. A 3 s warm-up (4 readers) is not recorded.
@@ -319,13 +319,13 @@ class IngestWatch:
 
 def seed_database(db_url: str, patients: int, seed: int, as_of: date) -> dict[str, object]:
     from bench.nightly import load_cohort
-    from tasks import jobs, runtime
+    from tasks import runtime, service
     from tasks.settings import Settings
 
     events, labs, load_s = load_cohort(db_url, patients, seed, 2)
     t0 = time.perf_counter()
     rt = runtime.init(Settings(database_url=db_url, broker_url=None, _env_file=None))
-    jobs.run_inline_reassess_all(rt, as_of)
+    service.reassess_everyone(rt, as_of)
     runtime.reset()
     assess_s = time.perf_counter() - t0
     engine = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")

@@ -3,13 +3,14 @@
 The simulation replays the cohort in arrival order: every `step_days` the results that arrived
 since the last step are ingested as one NDJSON payload (inbox -> parse -> store -> reassess the
 touched patients), then the nightly run reassesses the patients due that day (valid_until reached,
-new results; everyone on the weekly safety-net day), or every patient with --full-nightly. A few results
+new results), or every patient with --full-nightly. A few results
 arrive weeks late (placed in clinical order), and a few lines are malformed (quarantined).
 It always runs embedded (SQLite, in-process) so it works on a bare machine.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -62,10 +63,10 @@ def _schedule(events: list[dict[str, Any]], seed: int) -> dict[date, list[dict[s
 def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: Path,
              full_nightly: bool = False) -> None:
     from storage import views
-    from storage.db import session, upgrade
+    from storage.db import session
     from synthetic import ARCHETYPES, assignments, generate_cohort
-    from tasks import jobs, runtime
-    from tasks.ingest import IngestCounts, accept
+    from tasks import bootstrap, service
+    from tasks.reassess import all_patient_chunks
     from tasks.settings import Settings
 
     t0 = time.perf_counter()
@@ -80,8 +81,7 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db_path}{suffix}").unlink(missing_ok=True)
         overrides["database_url"] = f"sqlite:///{db_path}"
-    rt = runtime.init(Settings(**overrides))
-    upgrade(rt.engine)
+    rt = bootstrap.init(Settings(**overrides), schema="upgrade")
 
     end = DEMO_START + timedelta(days=round(365.25 * years))
     events = generate_cohort(patients, DEMO_START, years, seed)
@@ -92,7 +92,7 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
                   f"{DEMO_START} .. {end}, nightly run every {step_days} days"
                   f"{' (full: every patient)' if full_nightly else ' (due patients only)'}")
 
-    totals = IngestCounts()
+    totals: Counter[str] = Counter()
     nights = 0
     day = DEMO_START
     pending_bad = True
@@ -103,10 +103,10 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
             lines += BAD_LINES
             pending_bad = False
         if lines:
-            payload = ("\n".join(lines) + "\n").encode()
-            ids = [a.inbox_id for a in accept(rt, payload, "ndjson", f"demo-arrivals-{day.isoformat()}.ndjson")]
-            totals.add(jobs.run_inline_ingest(rt, ids, day))
-        jobs.run_nightly(rt, day, "demo", full=full_nightly)
+            payload = io.BytesIO(("\n".join(lines) + "\n").encode())
+            done = service.submit(rt, [(payload, f"demo-arrivals-{day.isoformat()}.ndjson")], "ndjson", day)
+            totals.update(service.ingest_counts(rt, done.todo))
+        service.run_nightly(rt, day, "demo", full=full_nightly)
         nights += 1
         day += timedelta(days=step_days)
     elapsed = time.perf_counter() - t0
@@ -114,6 +114,8 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
     with session(rt.engine, write=False) as s:
         alerts = views.list_alerts(s)
         quarantined = views.list_quarantine(s)
+    # distinct patients stored, not the per-batch counts summed over the steps
+    totals["patients"] = sum(len(ids) for ids in all_patient_chunks(rt, 5000))
     _summary(alerts, quarantined, totals, nights, elapsed, rt, cohort_file, assignments(patients, seed), ARCHETYPES)
 
 
@@ -121,7 +123,7 @@ def _summary(alerts: list[dict[str, Any]], quarantined: list[dict[str, Any]], to
              elapsed: float, rt: Any, cohort_file: Path, assigned: dict[str, str], archetypes: Any) -> None:
     from rich.table import Table
 
-    console.print(f"ingested: {totals.as_dict()} over {nights} simulated nights in {elapsed:.1f} s")
+    console.print(f"ingested: {dict(totals)} over {nights} simulated nights in {elapsed:.1f} s")
     by_rule: dict[str, Counter[str]] = defaultdict(Counter)
     for a in alerts:
         by_rule[a["rule"]][a["status"]] += 1

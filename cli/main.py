@@ -1,7 +1,8 @@
-"""`imn-monitor`: the command-line entry point (design.md, "The CLI contract").
+"""`imn-monitor`: the command-line entry point.
 
-Parses arguments, builds the runtime from Settings once, and calls tasks or the read side. User
-mistakes are one clear line on stderr and a non-zero exit, never a traceback.
+Parses arguments, builds the runtime once (tasks.bootstrap: commands that write migrate the schema
+first, commands that only read check it and never migrate), and calls the use cases of tasks.service
+or the read side. User mistakes are one clear line on stderr and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -9,15 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import ExitStack
 from datetime import date, datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import IO, Annotated, Any, Optional
 
 import typer
 
 from cli import output
+from cli.errors import UserError
 from monitor.findings import SEVERITY_RANK
+from monitor.interop import formats
 from monitor.rules import RULE_IDS
 from storage.models import ALERT_STATUSES
 
@@ -27,32 +31,22 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 
 
-class UserError(Exception):
-    """A mistake in the command line or its input: reported as one line, exit 2."""
+__all__ = ["UserError", "app", "main"]
 
-
-# choices derived from their one definition (storage's statuses, the engine's severities)
+# choices derived from their one definition (storage's statuses, the engine's severities, the
+# registry of input formats)
 Status = Enum("Status", {k: k for k in ALERT_STATUSES}, type=str)  # type: ignore[misc]
 Severity = Enum("Severity", {k: k for k in SEVERITY_RANK}, type=str)  # type: ignore[misc]
+Format = Enum("Format", {k: k for k in ("auto", *formats.names())}, type=str)  # type: ignore[misc]
 
 
-class Format(str, Enum):
-    auto = "auto"
-    fhir = "fhir"
-    hl7v2 = "hl7v2"
-    ndjson = "ndjson"
-    csv = "csv"
+def _runtime(writes: bool = True):  # type: ignore[no-untyped-def]
+    """This process's runtime. A command that writes migrates the schema to head first; one that
+    only reads checks it and says what to run when it is missing or behind, never migrating a
+    database (a read must not change it, and may run with a role that cannot)."""
+    from tasks import bootstrap
 
-
-def _runtime():  # type: ignore[no-untyped-def]
-    from storage.db import upgrade
-    from tasks import app as celery_app
-    from tasks import runtime
-
-    rt = runtime.get()
-    celery_app.configure(rt.settings)
-    upgrade(rt.engine)
-    return rt
+    return bootstrap.current("upgrade" if writes else "check")
 
 
 def _parse_day(value: str | None, option: str) -> date | None:
@@ -77,45 +71,37 @@ def ingest(
     wait: Annotated[bool, typer.Option(help="with a broker: wait until the batches are processed")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the counts as JSON")] = False,
 ) -> None:
-    """Accept lab results and treatment events; prints accepted, duplicate, corrected, quarantined."""
-    from storage import views
-    from storage.db import session
-    from tasks import jobs
-    from tasks.ingest import accept
+    """Accept lab results and treatment events; prints accepted, duplicate, corrected, quarantined.
+
+    Files are read as they are stored (NDJSON and CSV batch by batch): a large file is never whole
+    in memory."""
+    from tasks import service
+    from tasks.ingest import nonblank
 
     day = _parse_day(as_of, "--as-of")
-    payloads: list[tuple[bytes, str]] = []
     for p in paths:
-        if str(p) == "-":
-            payloads.append((sys.stdin.buffer.read(), "stdin"))
-        elif not p.is_file():
+        if str(p) != "-" and not p.is_file():
             raise UserError(f"no such file: {p}")
-        else:
-            payloads.append((p.read_bytes(), p.name))
-        if not payloads[-1][0].strip():
-            # nothing to store or quarantine (as the HTTP API answers 400 "empty body"); this said
-            # "unknown format 'auto'" before (issue 12)
-            raise UserError(f"empty file: {p}" if str(p) != "-" else "empty file: nothing on standard input")
-    rt = _runtime()
-    accepted = []
-    for data, name in payloads:
-        # even an unreadable file is stored and quarantined with its reason, never refused unseen
-        accepted += accept(rt, data, format.value, name)
-    # identical bytes accepted before are that earlier inbox row: processed once, reported as such
-    with session(rt.engine, write=False) as s:
-        done = {r["id"] for r in views.inbox_status(s, [a.inbox_id for a in accepted]) if r["state"] == "processed"}
-    repeated = [a.inbox_id for a in accepted if not a.new and a.inbox_id in done]
-    inbox_ids = list(dict.fromkeys(a.inbox_id for a in accepted if a.inbox_id not in repeated))
-    if rt.settings.embedded:
-        counts = jobs.run_inline_ingest(rt, inbox_ids, day)
-        result: dict[str, Any] = counts.as_dict()
-    else:
-        for inbox_id in inbox_ids:
-            jobs.ingest_batch.delay(inbox_id, day.isoformat() if day else None)
-        result = output.wait_for_inbox(rt, inbox_ids) if wait else {"queued_batches": len(inbox_ids)}
-    result["batches"] = len(accepted)
-    if repeated:
-        result["repeated_batches"] = len(repeated)
+    with ExitStack() as files:
+        payloads: list[tuple[IO[bytes], str]] = []
+        for p in paths:
+            raw = sys.stdin.buffer if str(p) == "-" else files.enter_context(p.open("rb"))
+            stream = nonblank(raw)
+            if stream is None:
+                # nothing to store or quarantine (as the HTTP API answers 400 "empty body"); this said
+                # "unknown format 'auto'" before (issue 12)
+                raise UserError(f"empty file: {p}" if str(p) != "-" else "empty file: nothing on standard input")
+            payloads.append((stream, "stdin" if str(p) == "-" else p.name))
+        rt = _runtime()
+        submitted = service.submit(rt, payloads, format.value, day)
+    # with a broker, workers process the batches: wait for them (or not, --no-wait); embedded, they
+    # are processed already. Identical bytes accepted before are that earlier inbox row, reported
+    # as repeated, not processed again.
+    result: dict[str, Any] = (service.ingest_counts(rt, submitted.todo, timeout_s=600.0 if wait else 0.0)
+                              if wait or rt.settings.embedded else {"queued_batches": len(submitted.todo)})
+    result["batches"] = len(submitted.batches)
+    if submitted.repeated:
+        result["repeated_batches"] = len(submitted.repeated)
     output.print_counts(result, as_json)
 
 
@@ -129,9 +115,8 @@ def reassess(
 ) -> None:
     """Reassess one patient, the patients due (--all) or every patient (--full) as of a date, and
     reconcile their alerts."""
-    from tasks import jobs
+    from tasks import service
     from tasks.reassess import nightly_mode
-    from tasks.reassess import reassess as reassess_now
 
     many = all_ or full
     if bool(patient) == many:
@@ -140,20 +125,18 @@ def reassess(
     rt = _runtime()
     day = day or rt.settings.today()
     if many:
-        mode = nightly_mode(rt, day, full)
-        if rt.settings.embedded:
-            c = jobs.run_inline_reassess_all(rt, day, full=mode == "full")
-            typer.echo(f"reassessed {c.patients} patients ({'all' if mode == 'full' else 'due'}) as of {day}: "
-                       f"fired {c.fired}, escalated {c.escalated}, "
-                       f"resolved {c.resolved}, reopened {c.reopened}, updated {c.updated}")
+        which = "all" if nightly_mode(rt, day, full) == "full" else "due"
+        c = service.reassess_everyone(rt, day, full)
+        if c is None:
+            typer.echo(f"queued reassessment of {which} patients as of {day}")
         else:
-            jobs.reassess_all.delay(day.isoformat(), mode)
-            typer.echo(f"queued reassessment of {'all' if mode == 'full' else 'due'} patients as of {day}")
+            typer.echo(f"reassessed {c.patients} patients ({which}) as of {day}: fired {c.fired}, "
+                       f"escalated {c.escalated}, resolved {c.resolved}, reopened {c.reopened}, updated {c.updated}")
         return
     assert patient is not None
-    output.require_patient(rt, patient)
-    c = reassess_now(rt, [patient], day)
-    jobs.deliver_inline(rt) if rt.settings.embedded else jobs.enqueue_due_notifications(rt)
+    if not service.patient_exists(rt, patient):
+        raise UserError(f"no patient {patient}")
+    c = service.reassess_patient(rt, patient, day)
     typer.echo(f"reassessed {patient} as of {day}: fired {c.fired}, escalated {c.escalated}, "
                f"resolved {c.resolved}, reopened {c.reopened}, updated {c.updated}")
 
@@ -172,7 +155,7 @@ def alerts(
     from storage.db import session
 
     _check_rule(rule)
-    rt = _runtime()
+    rt = _runtime(writes=False)
     with session(rt.engine, write=False) as s:
         rows = views.list_alerts(s, patient_id=patient, status=status.value if status else None, rule=rule,
                                  severity=severity.value if severity else None, limit=limit)
@@ -185,7 +168,7 @@ def alert(alert_id: int, as_json: Annotated[bool, typer.Option("--json")] = Fals
     from storage import views
     from storage.db import session
 
-    rt = _runtime()
+    rt = _runtime(writes=False)
     with session(rt.engine, write=False) as s:
         row = views.alert_detail(s, alert_id)
     if row is None:
@@ -195,12 +178,11 @@ def alert(alert_id: int, as_json: Annotated[bool, typer.Option("--json")] = Fals
 
 def _act(alert_id: int, action: str, **kwargs: Any) -> None:
     from storage import repository as repo
-    from storage.db import session
+    from tasks import service
 
     rt = _runtime()
     try:
-        with session(rt.engine) as s:
-            getattr(repo, action)(s, alert_id, **kwargs)
+        service.act(rt, alert_id, action, **kwargs)
     except repo.AlertActionError as exc:
         raise UserError(str(exc)) from None
     typer.echo(f"alert {alert_id}: {action} done")
@@ -247,22 +229,14 @@ def patient(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Timeline summary, remission state, risk category, anti-PLA2R kinetics and open alerts of one patient."""
-    from monitor import assess
-    from monitor.kinetics import titer_kinetics
-    from storage import repository as repo
-    from storage import views
-    from storage.db import session
+    from tasks import service
 
     day = _parse_day(as_of, "--as-of")
-    rt = _runtime()
-    with session(rt.engine, write=False) as s:
-        stored = views.patient_view(s, patient_id)
-        if stored is None:
-            raise UserError(f"no patient {patient_id}")
-        timeline = repo.load_timeline(s, patient_id)
-    last = stored.get("last_as_of")  # the date the patient was last assessed for (ISO text or date)
-    day = day or (date.fromisoformat(last) if isinstance(last, str) else last) or rt.settings.today()
-    output.print_patient(stored, assess(timeline, day), timeline, as_json, titer_kinetics(timeline, day))
+    rt = _runtime(writes=False)
+    found = service.patient_summary(rt, patient_id, day)
+    if found is None:
+        raise UserError(f"no patient {patient_id}")
+    output.print_patient(found.stored, found.assessment, found.timeline, as_json, found.kinetics)
 
 
 @app.command()
@@ -278,7 +252,7 @@ def report(
     day = _parse_day(as_of, "--as-of")
     if html is not None and not html.parent.is_dir():
         raise UserError(f"no such directory for --html: {html.parent}")
-    rt = _runtime()
+    rt = _runtime(writes=False)
     result = clinic_report(rt, day)
     if html is not None:
         from feed.report_plot import render_remission_curves
@@ -297,7 +271,7 @@ def quarantine(limit: Annotated[Optional[int], typer.Option("--limit", min=1)] =
     from storage import views
     from storage.db import session
 
-    rt = _runtime()
+    rt = _runtime(writes=False)
     with session(rt.engine, write=False) as s:
         rows = views.list_quarantine(s, limit=limit)
     output.print_quarantine(rows, as_json)
@@ -323,11 +297,7 @@ def demo(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema (Alembic)."""
-    from storage.db import upgrade
-    from tasks import runtime
-
-    rt = runtime.get()
-    upgrade(rt.engine)
+    rt = _runtime()
     typer.echo(f"schema at head on {rt.engine.url.render_as_string(hide_password=True)}")
 
 
@@ -390,6 +360,11 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - one line for operational failures too (db down, ...)
         from pydantic import ValidationError
 
+        from storage.db import SchemaNotCurrent
+
+        if isinstance(exc, SchemaNotCurrent):
+            typer.echo(f"error: {exc}", err=True)
+            sys.exit(1)
         if isinstance(exc, ValidationError):
             typer.echo(f"error: invalid configuration: {exc.errors()[0].get('loc')}: {exc.errors()[0].get('msg')}", err=True)
             sys.exit(2)
@@ -449,7 +424,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from storage import api_keys
     from storage.db import session
 
-    rt = _runtime()
+    rt = _runtime(writes=False)
     with session(rt.engine, write=False) as s:
         rows = [k.as_dict() for k in api_keys.list_keys(s)]
     if as_json:

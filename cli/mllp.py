@@ -1,8 +1,8 @@
 """`imn-monitor mllp`: an asyncio MLLP listener for HL7 v2 feeds.
 
-Each frame (<VT> message <FS><CR>) is stored in the inbox first (durable), then acknowledged, then
-queued (or, embedded, processed here). The ACK code comes from parsing the stored message: AA when
-every result was understood, AE when some were quarantined (with the reason in ERR), AR when the
+Each frame (<VT> message <FS><CR>) is stored in the inbox first (durable), then handed on to
+processing through tasks.service (queued, or, embedded, processed here), then acknowledged. The ACK
+code comes from parsing the stored message: AA when every result was understood, AE when some were quarantined (with the reason in ERR), AR when the
 message cannot be used at all. A frame that could not be stored gets AE "resend" and nothing is
 acknowledged as accepted. A bad frame never closes the connection; a frame that never ends, a
 connection that stays silent and an oversized frame do (see _connection).
@@ -38,8 +38,10 @@ def _control_id(text: str) -> str:
 
 def handle_frame(rt: Runtime, frame: bytes, peer: str) -> str:
     """Store, acknowledge and hand on one framed message; returns the ACK text."""
-    from tasks import jobs
-    from tasks.ingest import accept, parse_received
+    import io
+
+    from tasks import service
+    from tasks.ingest import parse_received
 
     text = frame.decode("utf-8", errors="replace")
     if not text.lstrip().startswith("MSH"):
@@ -47,7 +49,7 @@ def handle_frame(rt: Runtime, frame: bytes, peer: str) -> str:
                          timestamp=_hl7_now(), error_code="100")
     received_at = datetime.now(timezone.utc)
     try:
-        stored = accept(rt, frame, "hl7v2", f"mllp:{peer}")
+        stored = service.store(rt, [(io.BytesIO(frame), f"mllp:{peer}")], "hl7v2")
     except Exception as exc:  # noqa: BLE001 - the sender must resend: say so, never claim acceptance
         log.error("could not store a message from %s: %s", peer, type(exc).__name__)
         return build_ack(_control_id(text), "AE", "message not stored (storage unavailable); please resend",
@@ -55,12 +57,8 @@ def handle_frame(rt: Runtime, frame: bytes, peer: str) -> str:
     result = parse_received(rt, frame, "hl7v2", received_at)
     ack = result.acks[0] if result.acks else MessageAck(
         _control_id(text), "AR", result.rejected[0].reason if result.rejected else "no message found", "2.5.1")
-    ids = [a.inbox_id for a in stored]
-    if rt.settings.embedded:
-        jobs.run_inline_ingest(rt, ids, None)
-    else:
-        for inbox_id in ids:
-            jobs.ingest_batch.delay(inbox_id)
+    # stored is stored: the ACK stands even if processing fails here (the sweeper re-drives it)
+    service.process_or_leave(rt, stored.todo)
     return ack_for(ack, timestamp=_hl7_now())
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import typer
@@ -28,40 +27,8 @@ def print_counts(counts: dict[str, Any], as_json: bool) -> None:
         _json(counts)
         return
     keys = ("accepted", "duplicate", "corrected", "retracted", "quarantined", "patients", "batches",
-            "repeated_batches", "still_queued_batches")
+            "repeated_batches", "queued_batches", "still_queued_batches")
     typer.echo(", ".join(f"{k} {counts[k]}" for k in keys if k in counts))
-
-
-def wait_for_inbox(rt: Any, inbox_ids: list[int], timeout_s: float = 600.0) -> dict[str, Any]:
-    """With a broker: poll the inbox rows until every one is processed, then sum their counts."""
-    from storage import views
-    from storage.db import session
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with session(rt.engine, write=False) as s:
-            rows = views.inbox_status(s, inbox_ids)
-        if all(r["state"] == "processed" for r in rows) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    total: dict[str, Any] = {}
-    for r in rows:
-        for k, v in (r.get("counts") or {}).items():
-            total[k] = total.get(k, 0) + v
-    pending = [r["id"] for r in rows if r["state"] != "processed"]
-    if pending:
-        total["still_queued_batches"] = len(pending)
-    return total
-
-
-def require_patient(rt: Any, patient_id: str) -> None:
-    from cli.main import UserError
-    from storage import views
-    from storage.db import session
-
-    with session(rt.engine, write=False) as s:
-        if views.patient_view(s, patient_id) is None:
-            raise UserError(f"no patient {patient_id}")
 
 
 def print_alerts(rows: list[dict[str, Any]], as_json: bool) -> None:

@@ -12,8 +12,9 @@ import asyncio
 import importlib
 import importlib.util
 import logging
+from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -24,7 +25,10 @@ from tasks.runtime import Runtime
 
 log = logging.getLogger("imn.feed")
 
-ROUTERS = [ops.router, ingest.router, alerts.router, patients.router, stream.router, fhir.router, keys.router]
+# a router, or a function building one when the app is built (the ingest routes follow the registry
+# of input formats)
+ROUTERS: list[APIRouter | Callable[[], APIRouter]] = [
+    ops.router, ingest.build_router, alerts.router, patients.router, stream.router, fhir.router, keys.router]
 EXTRA_MODULE = "feed.extra"
 
 DESCRIPTION = """\
@@ -83,13 +87,12 @@ class ConnectionBudget:
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The HTTP feed over this runtime (default: the process's runtime built from Settings)."""
-    if runtime is None:
-        from tasks import runtime as runtime_mod
-
-        runtime = runtime_mod.get()
     from tasks import app as celery_app
+    from tasks import bootstrap
 
-    celery_app.configure(runtime.settings)  # eager in the embedded mode, the broker otherwise
+    if runtime is None:
+        runtime = bootstrap.current()
+    celery_app.ensure(runtime.settings)  # eager in the embedded mode, the broker otherwise
     app = FastAPI(title="imn-monitor feed", version=_version(), description=DESCRIPTION)
     limit = request_limit(runtime)
     if limit is not None:
@@ -103,7 +106,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime
     errors.install(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router if isinstance(router, APIRouter) else router())
     if importlib.util.find_spec(EXTRA_MODULE) is not None:
         importlib.import_module(EXTRA_MODULE).include(app)
     return app

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from feed import cds_hooks, charts, report, smart, web, webhooks
+from feed import cds_hooks, chart_route, report, smart, web, webhooks
 
 
 def include(app: FastAPI) -> None:
     app.include_router(web.router)
-    app.include_router(charts.router)
+    app.include_router(chart_route.router)
     app.include_router(report.router)
     app.include_router(report.ui_router)
     app.include_router(webhooks.router)

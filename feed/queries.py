@@ -10,18 +10,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from monitor import severity
 from storage.models import OPEN_STATUSES, AlertAuditRow, AlertRow, InboxRow, OutboxRow
 from storage.serialize import alert_as_dict, iso
+from storage.views import severity_rank_sql
 
 _alerts = AlertRow.__table__  # type: ignore[attr-defined]
 _audit = AlertAuditRow.__table__  # type: ignore[attr-defined]
 _inbox = InboxRow.__table__  # type: ignore[attr-defined]
 _outbox = OutboxRow.__table__  # type: ignore[attr-defined]
 
-SEVERITY_RANK = case({"info": 0, "warning": 1, "critical": 2}, value=_alerts.c.severity, else_=-1)
+SEVERITY_RANK = severity_rank_sql(_alerts.c.severity)  # monitor.severity's ranks, in SQL
 SORTS = ("severity", "raised_at", "updated_at")
 
 
@@ -55,9 +57,8 @@ def _sort_columns(sort: str) -> list[Any]:
 
 def _key_values(sort: str, row: Any) -> list[Any]:
     m = row._mapping
-    rank = {"info": 0, "warning": 1, "critical": 2}.get(m["severity"], -1)
     if sort == "severity":
-        return [rank, m["raised_at"], m["id"]]
+        return [severity.rank(m["severity"]), m["raised_at"], m["id"]]
     return [m[sort], m["id"]]
 
 
@@ -68,7 +69,7 @@ def encode_cursor(sort: str, order: str, flt: AlertFilter, values: list[Any]) ->
 
 
 MAX_ID = 2**53 - 1  # row ids the API hands out (and JavaScript holds exactly)
-SEVERITY_RANKS = (-1, 0, 1, 2)
+SEVERITY_RANKS = frozenset({severity.UNKNOWN_RANK, *severity.SEVERITY_RANK.values()})  # in a cursor
 
 
 def _cursor_id(value: Any) -> int:

@@ -12,8 +12,8 @@ bytearray, copied to bytes, then split into lines and joined into batches, all i
   batches while reading it, so an NDJSON/CSV upload is never whole in memory. A FHIR Bundle or an HL7
   message is one unit of acknowledgement and is read whole to be stored as one inbox row.
 
-Both are plain FastAPI pieces so that any route receiving a payload (today /ingest/*, later the
-service layer's format registry) can use them.
+Both are plain FastAPI pieces, used by every route receiving a payload (the /ingest/<format> routes
+generated from the registry of input formats, feed/routes/ingest.py).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -40,14 +40,15 @@ from feed.schemas import Id, Storable
 from monitor import inhibitions
 from monitor.display import evidence_number, evidence_unit, immunological_text, latest_text, value_text
 from monitor.kinetics import REGIMEN_NAMES, titer_kinetics
+from monitor.severity import MOST_SEVERE_FIRST, most_severe_first
 from storage import api_keys, user_sessions, views
 from storage import repository as repo
 from storage.db import session
 from storage.user_sessions import UserSession
+from tasks import service
 
 COOKIE = "imn_session"
 UI_ROLES = frozenset({CLINICIAN, ADMIN})
-SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 # values on the page go through the one formatting helper (monitor.display): the lab's precision,
 # never on the other side of a threshold, the reported value beside a converted one
@@ -228,11 +229,12 @@ def _groups(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         g = groups.setdefault(a["group"], {"key": a["group"], "patient_id": a["patient_id"], "alerts": []})
         g["alerts"].append(a)
     for g in groups.values():
-        g["alerts"].sort(key=lambda a: (a["inhibited_by"] is not None, SEVERITY_RANK.get(a["severity"], 3)))
+        g["alerts"].sort(key=lambda a: (a["inhibited_by"] is not None, most_severe_first(a["severity"])))
         g["inhibited"] = sum(1 for a in g["alerts"] if a["inhibited_by"] is not None)
-        g["rank"] = min((SEVERITY_RANK.get(a["severity"], 3) for a in g["alerts"] if a["inhibited_by"] is None),
-                        default=3)
-    return sorted(groups.values(), key=lambda g: g["rank"])
+        # a group whose alerts are all inhibited goes last: (True, ...) sorts after every (False, ...)
+        g["order"] = min(((False, most_severe_first(a["severity"])) for a in g["alerts"]
+                          if a["inhibited_by"] is None), default=(True, 0))
+    return sorted(groups.values(), key=lambda g: g["order"])
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -240,8 +242,8 @@ def home(request: Request, sess: UiSession = Depends(ui_session)) -> HTMLRespons
     with session(_engine(request), write=False) as s:
         alerts = views.list_alerts(s, status="open")
     # critical first; within a severity the oldest unhandled first would bury new ones: newest first
-    alerts.sort(key=lambda a: SEVERITY_RANK.get(a["severity"], 3))
-    counts = {sev: sum(1 for a in alerts if a["severity"] == sev) for sev in SEVERITY_RANK}
+    alerts.sort(key=lambda a: most_severe_first(a["severity"]))
+    counts = {sev: sum(1 for a in alerts if a["severity"] == sev) for sev in MOST_SEVERE_FIRST}
     return _page(request, "alerts.html", {
         "sess": sess, "alerts": alerts, "groups": _groups(alerts), "inhibitions": _inhibitions(alerts),
         "inhibited": sum(1 for a in alerts if a["inhibited_by"]), "counts": counts, "flash": _flash(request),
@@ -258,9 +260,7 @@ def patient_page(patient_id: Storable, request: Request,
     if patient is None or timeline is None:
         return _page(request, "not_found.html", {"sess": sess, "what": f"patient {patient_id}"}, 404)
     # the kinetics as of the patient's last assessment (what the page's alerts and chart reflect)
-    last = patient.get("last_as_of")
-    day = date.fromisoformat(last) if isinstance(last, str) else (last or request.app.state.runtime.settings.today())
-    kinetics = titer_kinetics(timeline, day)
+    kinetics = titer_kinetics(timeline, service.default_as_of(request.app.state.runtime, patient))
     here = f"/ui/patients/{quote(patient_id, safe='')}"
     # the active alerts first, then the inhibited ones (each still critical first)
     open_alerts = sorted((a for a in alerts if a["status"] != "resolved"), key=lambda a: a["inhibited_by"] is not None)
@@ -326,8 +326,7 @@ def ui_acknowledge(alert_id: Id, request: Request, csrf: str = Form(""), comment
     _check_csrf(sess, csrf)
     back = _safe_next(next)
     try:
-        with session(_engine(request)) as s:
-            repo.acknowledge(s, alert_id, sess.actor, comment.strip() or None)
+        service.act(request.app.state.runtime, alert_id, "acknowledge", actor=sess.actor, comment=comment.strip() or None)
     except repo.AlertActionError as exc:
         return _redirect(back, error=str(exc))
     return _redirect(back, ok=f"Alert {alert_id} acknowledged.")
@@ -341,8 +340,7 @@ def ui_resolve(alert_id: Id, request: Request, csrf: str = Form(""), comment: Fo
     if not comment.strip():
         return _redirect(back, error=f"Resolving alert {alert_id} needs a comment.")
     try:
-        with session(_engine(request)) as s:
-            repo.resolve(s, alert_id, sess.actor, comment.strip())
+        service.act(request.app.state.runtime, alert_id, "resolve", actor=sess.actor, comment=comment.strip())
     except repo.AlertActionError as exc:
         return _redirect(back, error=str(exc))
     return _redirect(back, ok=f"Alert {alert_id} resolved.")

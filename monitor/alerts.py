@@ -31,7 +31,8 @@ from datetime import date, datetime
 from typing import Any
 
 from monitor import inhibitions
-from monitor.findings import SEVERITY_RANK, Finding
+from monitor.findings import Finding
+from monitor.severity import SEVERITY_RANK
 
 SYSTEM = "system"
 OPEN_STATUSES = ("firing", "acknowledged", "snoozed")

@@ -7,9 +7,9 @@ from datetime import date, datetime
 from typing import Literal
 
 from monitor.events import LabResult, MedicationEvent
+from monitor.severity import SEVERITY_RANK, Severity
 
-Severity = Literal["info", "warning", "critical"]
-SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+__all__ = ["SEVERITY_RANK", "Evidence", "Finding", "Severity"]  # the severities: monitor.severity
 _object_new = object.__new__
 _object_setattr = object.__setattr__
 
@@ -30,7 +30,7 @@ class Evidence:
     @classmethod
     def _build(cls, kind: Literal["lab", "medication", "derived"], name: str, value: float | None,
                unit: str | None, effective_at: str, event_id: str | None, reported: str | None,
-               note: str | None) -> "Evidence":
+               note: str | None) -> Evidence:
         """cls(kind, name, ...) with every field given: the same instance (fields in the same order),
         built with one __dict__ assignment. A frozen dataclass's __init__ sets each of the eight
         fields through object.__setattr__, and assess() builds about ten Evidence per patient."""
@@ -41,7 +41,7 @@ class Evidence:
         return evidence
 
     @classmethod
-    def of_lab(cls, r: LabResult, note: str | None = None) -> "Evidence":
+    def of_lab(cls, r: LabResult, note: str | None = None) -> Evidence:
         reported = None
         if r.reported_unit is not None and r.reported_value is not None:
             reported = f"{r.reported_value:g} {r.reported_unit}"
@@ -52,13 +52,13 @@ class Evidence:
                           reported, note)
 
     @classmethod
-    def of_medication(cls, m: MedicationEvent, note: str | None = None) -> "Evidence":
+    def of_medication(cls, m: MedicationEvent, note: str | None = None) -> Evidence:
         span = m.start.isoformat() if m.end is None or m.frequency == "once" else f"{m.start}..{m.end}"
         return cls._build("medication", m.drug, m.dose, m.unit, m.start.isoformat(), m.identity,
                           None, note or (f"{m.frequency} {span}" if m.frequency != "once" else None))
 
     @classmethod
-    def derived(cls, name: str, value: float, unit: str, on: date | datetime, note: str) -> "Evidence":
+    def derived(cls, name: str, value: float, unit: str, on: date | datetime, note: str) -> Evidence:
         return cls._build("derived", name, round(value, 3), unit, on.isoformat(), None, None, note)
 
     def as_dict(self) -> dict[str, object]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from monitor.findings import SEVERITY_RANK
+from monitor.severity import SEVERITY_RANK
 
 
 @dataclass(frozen=True)

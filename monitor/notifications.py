@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from monitor.findings import SEVERITY_RANK
+from monitor.severity import SEVERITIES
 
 KIND = "alert_group"
 VERSION = 1
@@ -68,8 +68,8 @@ def normalise_filters(filters: Mapping[str, Any] | None) -> dict[str, list[str]]
             continue
         if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
             raise FilterError(f"filter {k!r} must be a list of strings")
-        if k == "severities" and (bad := [x for x in v if x not in SEVERITY_RANK]):
-            raise FilterError(f"unknown severities {bad}; expected {', '.join(SEVERITY_RANK)}")
+        if k == "severities" and (bad := [x for x in v if x not in SEVERITIES]):
+            raise FilterError(f"unknown severities {bad}; expected {', '.join(SEVERITIES)}")
         if v:
             out[k] = sorted(set(v))
     return out

@@ -37,13 +37,15 @@ from typing import Any
 from monitor.courses import REGIMENS
 from monitor.outcomes import CourseOutcome
 from monitor.published import PublishedFigure, published_for
+from monitor.severity import SEVERITIES, rank
 
 TIMEPOINTS_MONTHS = (6, 12, 24)
 RELAPSE_TIMEPOINTS_MONTHS = (12, 24)
 IMMUNOLOGICAL_TIMEPOINT_MONTHS = 6  # KDIGO21: the immunological response is evaluated at 6 months
 DAYS_PER_MONTH = 365.25 / 12
 DAYS_PER_YEAR = 365.25
-SERIOUS = frozenset({"warning", "critical"})
+# alerts counted as serious in the report: warning and above (monitor.severity's order)
+SERIOUS = frozenset(s for s in SEVERITIES if rank(s) >= rank("warning"))
 
 CAVEAT = ("Not a randomised trial: this is the clinic's own observational cohort. Patients were not "
           "allocated to regimens at random: differences between regimens reflect who was given them "

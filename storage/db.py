@@ -154,3 +154,31 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database's schema is missing or older than this version's migrations."""
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "no migrations"
+    return head
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise SchemaNotCurrent, saying what to do, unless the schema is at head. Never migrates and never
+    creates anything (not even an empty SQLite file): for commands that only read."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        raise SchemaNotCurrent(f"no database at {url.database}: nothing stored yet (run `imn-monitor db upgrade` "
+                               "to create it, or ingest data)")
+    current, head = current_revision(engine), head_revision()
+    if current is None:
+        raise SchemaNotCurrent("the database has no imn-monitor schema yet: run `imn-monitor db upgrade` "
+                               "(or ingest data)")
+    if current != head:
+        raise SchemaNotCurrent(f"the database schema is at revision {current}, this version needs {head}: "
+                               "run `imn-monitor db upgrade` (commands that only read do not migrate)")

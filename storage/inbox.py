@@ -10,12 +10,19 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from monitor.interop import formats
 from storage._sql import upsert
 from storage.models import INBOX_STATES, InboxRow, QuarantineRow
 
-# "auto": a payload whose format could not be detected is still stored (never refused unseen);
-# processing detects again and quarantines it with the reason
-FORMATS = ("ndjson", "csv", "fhir", "hl7v2", "auto")
+# the registered formats (monitor/interop/formats.py), and "auto": a payload whose format could not
+# be detected is still stored (never refused unseen); processing detects again and quarantines it
+AUTO = "auto"
+
+
+def accepted_formats() -> tuple[str, ...]:
+    return (*formats.names(), AUTO)
+
+
 _inbox = InboxRow.__table__  # type: ignore[attr-defined]
 _quarantine = QuarantineRow.__table__  # type: ignore[attr-defined]
 
@@ -46,8 +53,8 @@ class InboxItem:
 def store_payload(s: Session, data: bytes, fmt: str, source_name: str, now: datetime,
                   line_offset: int = 0) -> tuple[int, bool]:
     """Store the bytes verbatim once: (inbox_id, created). The same bytes again return the first id."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    if fmt not in accepted_formats():
+        raise ValueError(f"unknown format {fmt!r} (expected one of {', '.join(accepted_formats())})")
     digest = hashlib.sha256(data).hexdigest()
     stmt = upsert(s, _inbox).values(
         content_hash=digest, format=fmt, source_name=source_name[:500], received_at=now, state="received",

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from monitor.severity import SEVERITY_RANK, UNKNOWN_RANK
 from storage.models import (
     OPEN_STATUSES,
     AlertAuditRow,
@@ -25,7 +26,15 @@ _inbox = InboxRow.__table__  # type: ignore[attr-defined]
 _patients = PatientRow.__table__  # type: ignore[attr-defined]
 _quarantine = QuarantineRow.__table__  # type: ignore[attr-defined]
 
-_SEVERITY_ORDER = case({"critical": 0, "warning": 1, "info": 2}, value=_alerts.c.severity, else_=3)
+
+
+def severity_rank_sql(column: Any) -> Any:
+    """monitor.severity's rank in SQL (CASE severity WHEN 'info' THEN 0 ... ELSE -1): higher is more
+    severe, so the database sorts severities exactly as the engine ranks them."""
+    return case(SEVERITY_RANK, value=column, else_=UNKNOWN_RANK)
+
+
+SEVERITY_RANK_SQL = severity_rank_sql(_alerts.c.severity)
 
 
 def list_alerts(s: Session, patient_id: str | None = None, status: str | None = None, rule: str | None = None,
@@ -42,7 +51,7 @@ def list_alerts(s: Session, patient_id: str | None = None, status: str | None = 
         q = q.where(_alerts.c.rule == rule)
     if severity is not None:
         q = q.where(_alerts.c.severity == severity)
-    q = q.order_by(_SEVERITY_ORDER, _alerts.c.raised_at.desc(), _alerts.c.id.desc())
+    q = q.order_by(SEVERITY_RANK_SQL.desc(), _alerts.c.raised_at.desc(), _alerts.c.id.desc())
     if limit is not None:
         q = q.limit(limit)
     return [alert_as_dict(r._mapping) for r in s.execute(q)]

@@ -13,11 +13,18 @@ from celery import Celery
 from tasks.settings import Settings
 
 app = Celery("imn_monitor", include=["tasks.jobs"])
+_configured_for: Settings | None = None
 
 
 def configure(settings: Settings) -> Celery:
+    """Point the app at the settings' broker, or make it eager (tasks run in the caller, through
+    the same task code) in the embedded mode."""
+    global _configured_for
+    _configured_for = settings
     app.conf.update(
-        broker_url=settings.broker_url or "memory://",
+        # embedded: eager; Celery still round-trips the arguments through a producer of this in-process
+        # transport (named host: kombu warns about a memory:// URL without one)
+        broker_url=settings.broker_url or "memory://localhost/",
         task_always_eager=settings.embedded,
         task_eager_propagates=True,
         task_ignore_result=True,
@@ -36,3 +43,9 @@ def configure(settings: Settings) -> Celery:
         task_default_queue="imn",
     )
     return app
+
+
+def ensure(settings: Settings) -> Celery:
+    """The app configured for these settings (configured now unless it already is): whoever sends a
+    task with a runtime built outside tasks.bootstrap (a test, a benchmark) still gets its mode."""
+    return app if _configured_for is settings else configure(settings)

@@ -15,13 +15,12 @@ from datetime import UTC, datetime, timezone
 from itertools import islice
 from typing import IO
 
-from monitor.interop import ParseResult, ValidationContext, detect_format, parse_payload
+from monitor.interop import ParseResult, ValidationContext, detect_format, formats, parse_payload
 from storage import repository as repo
 from storage.db import session
 from tasks.runtime import Runtime
 
 log = logging.getLogger("imn.ingest")
-LINE_FORMATS = ("ndjson", "csv")
 
 
 def utcnow() -> datetime:
@@ -55,14 +54,16 @@ def iter_lines(f: IO[bytes], chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
 
 def iter_batches(f: IO[bytes], fmt: str, source_name: str, batch_lines: int,
                  chunk_size: int = READ_CHUNK) -> Iterator[Batch]:
-    """Line formats are cut into batches of `batch_lines` (CSV keeps its header in each); FHIR and
-    HL7 payloads stay whole (a message or bundle is one unit of acknowledgement). A line payload of
-    at most batch_lines lines is one batch labelled with the source name alone."""
-    if fmt not in LINE_FORMATS:
+    """Line-based formats (the registry's `line_based`) are cut into batches of `batch_lines`, each
+    starting with the format's header lines (CSV: its header); the others (FHIR, HL7) stay whole (a
+    message or bundle is one unit of acknowledgement). A line payload of at most batch_lines lines is
+    one batch labelled with the source name alone."""
+    spec = formats.get(fmt)
+    if spec is None or not spec.line_based:
         yield Batch(f.read(), 1, source_name)
         return
     lines = iter_lines(f, chunk_size)
-    header = [first] if fmt == "csv" and (first := next(lines, None)) is not None else []
+    header = list(islice(lines, spec.header_lines))
     buf = list(islice(lines, batch_lines + 1))
     if len(buf) <= batch_lines:
         yield Batch(b"".join(header + buf), 1, source_name)
@@ -102,18 +103,70 @@ def accept(rt: Runtime, data: bytes, fmt: str, source_name: str) -> list[Accepte
     return accept_file(rt, io.BytesIO(data), fmt, source_name)
 
 
+DETECT_BYTES = 1024 * 1024  # a payload larger than this is detected from its first line when it can be
+
+
+class _Prefixed(io.RawIOBase):
+    """Bytes already read from a stream, then the rest of the stream: a file read once, not held."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+        if size is None or size < 0:
+            out, self._head = self._head + self._rest.read(), b""
+            return out
+        if self._head:
+            out, self._head = self._head[:size], self._head[size:]
+            return out
+        return self._rest.read(size)
+
+
+def nonblank(f: IO[bytes], chunk_size: int = READ_CHUNK) -> IO[bytes] | None:
+    """The stream, unchanged in content, or None when it holds nothing but whitespace. Reads only up
+    to its first non-blank byte (a large file is not read whole to be checked)."""
+    head = b""
+    while chunk := f.read(chunk_size):
+        head += chunk
+        if chunk.strip():
+            return _Prefixed(head, f)
+    return None
+
+
+def detect_stream(f: IO[bytes]) -> tuple[str, IO[bytes]]:
+    """The format of a payload read from `f` (or "auto" when it cannot be told: processing detects
+    again and quarantines the payload with the detector's reason), and a stream of the same bytes.
+
+    A payload of at most DETECT_BYTES is detected whole. A larger one whose first line alone shows a
+    line-based format (an NDJSON event object, a CSV header) is not read whole: the whole payload
+    would be detected the same way, since the formats that read beyond the first line (a FHIR
+    resource over several lines) are not line-based. Anything else is read whole, as before."""
+    head = f.read(DETECT_BYTES)
+    more = f.read(1)
+    if more:
+        end = head.find(b"\n")
+        if end > 0:
+            try:
+                fmt = detect_format(head[:end + 1])
+            except ValueError:
+                fmt = ""
+            if formats.is_line_based(fmt):
+                return fmt, _Prefixed(head + more, f)
+        head += more + f.read()
+    try:
+        return detect_format(head), io.BytesIO(head)
+    except ValueError:
+        return "auto", io.BytesIO(head)
+
+
 def accept_file(rt: Runtime, f: IO[bytes], fmt: str, source_name: str) -> list[Accepted]:
     """Store a payload read from a file, batch by batch as it is read (one transaction: all of its
-    inbox rows or none)."""
+    inbox rows or none); a line-based payload is never whole in memory."""
     if fmt == "auto":
-        data = f.read()  # detection looks at the whole payload
-        try:
-            fmt = detect_format(data)
-        except ValueError:
-            # kept as "auto" (the inbox accepts it): processing detects again and quarantines the
-            # payload with the detector's reason, e.g. JSON nested too deeply to read
-            pass
-        f = io.BytesIO(data)
+        fmt, f = detect_stream(f)
     out: list[Accepted] = []
     now = utcnow()
     with session(rt.engine) as s:

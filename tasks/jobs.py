@@ -1,5 +1,9 @@
 """Celery tasks, kept thin: load -> call monitor -> save -> enqueue. No clinical thresholds here.
 
+The one pipeline: with a broker the tasks run on workers; in the embedded mode (no broker) Celery
+runs them eagerly in the calling process, through the same code (tasks.bootstrap configures which).
+Entry points do not call these directly but through the use cases of tasks/service.py.
+
 Every task is idempotent: the database (inbox state, unique constraints, compare-and-set dirty
 flags, alert fingerprints, outbox dedupe keys) decides what is new, so a redelivered, re-driven or
 duplicated task changes nothing the second time.
@@ -8,15 +12,19 @@ duplicated task changes nothing the second time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 
+from celery.result import EagerResult
 from sqlalchemy.exc import OperationalError
 
 from storage import repository as repo
 from storage.db import session
 from tasks import notify, webhooks
 from tasks.app import app
-from tasks.ingest import IngestCounts, process_inbox, utcnow
+from tasks.ingest import process_inbox, utcnow
 from tasks.reassess import ReassessCounts, nightly_chunks, nightly_mode, reassess
 from tasks.runtime import Runtime, get
 
@@ -28,6 +36,8 @@ SNOOZE_BATCH = 500  # patients whose snoozes expire per transaction
 # past that the sweeper re-drives the work from the database.
 _RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 60,
           "max_retries": 40, "retry_jitter": True}
+# reassessments requested during a burst (see `burst`), by as_of; None outside one
+_BURST: ContextVar[dict[str | None, set[str]] | None] = ContextVar("imn_reassess_burst", default=None)
 
 
 def _as_of(rt: Runtime, as_of: str | None) -> date:
@@ -55,26 +65,35 @@ def reassess_patient(patient_id: str, as_of: str | None = None) -> None:
 
 
 @app.task(name="imn.reassess_chunk", **_RETRY)
-def reassess_chunk(patient_ids: list[str], as_of: str | None = None, debounced: bool = False) -> None:
+def reassess_chunk(patient_ids: list[str], as_of: str | None = None, debounced: bool = False) -> dict[str, int]:
     rt = get()
     if debounced and rt.redis is not None:
         rt.redis.delete(*(DEBOUNCE_KEY.format(pid) for pid in patient_ids))
     # a debounced burst may come back for the same patients: keep their timelines; a nightly chunk won't
-    reassess(rt, patient_ids, _as_of(rt, as_of), skip_current=True, keep_timelines=debounced)
+    counts = reassess(rt, patient_ids, _as_of(rt, as_of), skip_current=True, keep_timelines=debounced)
     enqueue_due_notifications(rt)
+    return vars(counts)
 
 
 @app.task(name="imn.reassess_all", **_RETRY)
-def reassess_all(as_of: str | None = None, mode: str | None = None) -> int:
-    """Fan out over the night's patients in chunks (mode "due" or "full"; None: the nightly's choice
-    for the date, tasks.reassess.nightly_mode); returns the number of chunks enqueued."""
+def reassess_all(as_of: str | None = None, mode: str | None = None) -> dict[str, int]:
+    """Fan out over the night's patients in chunks: the due ones (mode "due") or every active patient
+    ("full"); None: the nightly's choice for the date (tasks.reassess.nightly_mode). Returns the
+    number of chunks enqueued, and (when they ran eagerly, in the embedded mode) what they did."""
     rt = get()
-    day = _as_of(rt, as_of)
+    when = _as_of(rt, as_of)
+    day = when.isoformat()
+    total = ReassessCounts()
     n = 0
-    for chunk in nightly_chunks(rt, day, mode or nightly_mode(rt, day), rt.settings.reassess_chunk):
-        reassess_chunk.delay(chunk, day.isoformat())
+    for chunk in nightly_chunks(rt, when, mode or nightly_mode(rt, when), rt.settings.reassess_chunk):
+        sent = reassess_chunk.delay(chunk, day)
+        if isinstance(sent, EagerResult):
+            total.add(ReassessCounts(**sent.result))  # ran already: nothing to wait for
         n += 1
-    return n
+    # a full pass expired the snoozes of every patient it reassessed; a due-only one skips most of
+    # them: expire theirs here too (the sweeper does it as well, with a broker)
+    expire_snoozes(rt, utcnow())
+    return {"chunks": n, **vars(total)}
 
 
 @app.task(name="imn.deliver_notification", **_RETRY)
@@ -102,6 +121,10 @@ def request_reassessment(rt: Runtime, patient_ids: list[str], as_of: str | None)
     if not patient_ids:
         return 0
     r = rt.redis
+    pending = _BURST.get()
+    if r is None and pending is not None:
+        pending.setdefault(as_of, set()).update(patient_ids)
+        return len(patient_ids)
     if r is None:
         wanted = patient_ids
     else:
@@ -109,12 +132,37 @@ def request_reassessment(rt: Runtime, patient_ids: list[str], as_of: str | None)
         for pid in patient_ids:
             pipe.set(DEBOUNCE_KEY.format(pid), "1", nx=True, ex=rt.settings.visibility_timeout_s)
         wanted = [pid for pid, created in zip(patient_ids, pipe.execute()) if created]
+    _reassess_in_chunks(rt, wanted, as_of)
+    return len(wanted)
+
+
+def _reassess_in_chunks(rt: Runtime, patient_ids: list[str], as_of: str | None) -> None:
     # the patients of one batch are reassessed together: one transaction and one timeline query
     # for the lot costs a few ms a patient, where a task per patient cost tens (bench/ingest.py)
     chunk = rt.settings.reassess_chunk
-    for i in range(0, len(wanted), chunk):
-        reassess_chunk.delay(wanted[i:i + chunk], as_of, True)
-    return len(wanted)
+    for i in range(0, len(patient_ids), chunk):
+        reassess_chunk.delay(patient_ids[i:i + chunk], as_of, True)
+
+
+@contextmanager
+def burst(rt: Runtime) -> Iterator[None]:
+    """The batches of one payload are one burst: each touched patient is reassessed once, after
+    the last batch, not once per batch with part of the payload stored.
+
+    With Redis the debounce keys do this (request_reassessment). Without (the embedded mode, tasks
+    run eagerly) the reassessments requested inside the block are collected here and requested
+    once when it ends; if it fails they are not, and the patients stay dirty for the sweeper."""
+    if rt.redis is not None or _BURST.get() is not None:
+        yield
+        return
+    pending: dict[str | None, set[str]] = {}
+    token = _BURST.set(pending)
+    try:
+        yield
+    finally:
+        _BURST.reset(token)
+    for as_of, patients in pending.items():
+        _reassess_in_chunks(rt, sorted(patients), as_of)
 
 
 def enqueue_due_notifications(rt: Runtime) -> int:
@@ -192,47 +240,9 @@ def run_nightly(rt: Runtime, as_of: date, owner: str, full: bool = False) -> boo
     if not claimed:
         log.info("nightly run for %s already claimed; nothing to do", as_of)
         return False
+    reassess_all.delay(as_of.isoformat(), mode)
     if rt.settings.embedded:
-        run_inline_reassess_all(rt, as_of, full=mode == "full")
+        # the fan-out has run eagerly, here: close the run now (the sweeper closes a queued one)
         with session(rt.engine) as s:
             repo.finish_nightly_run(s, as_of, utcnow())
-    else:
-        reassess_all.delay(as_of.isoformat(), mode)
     return True
-
-
-# --- embedded execution: the same steps, in the calling process ---------------------------------
-
-def run_inline_ingest(rt: Runtime, inbox_ids: list[int], as_of: date | None) -> IngestCounts:
-    """Process inbox rows here and reassess each touched patient once (a burst = one reassessment)."""
-    total = IngestCounts()
-    for inbox_id in inbox_ids:
-        c = process_inbox(rt, inbox_id)
-        if c is not None:
-            total.add(c)
-    patients = sorted(total.patients)
-    day = as_of or rt.settings.today()
-    chunk = rt.settings.reassess_chunk
-    for i in range(0, len(patients), chunk):
-        reassess(rt, patients[i:i + chunk], day)
-    deliver_inline(rt)
-    return total
-
-
-def run_inline_reassess_all(rt: Runtime, as_of: date, full: bool = False) -> ReassessCounts:
-    """The nightly run here: the due patients (every one when `full` or on the safety-net day)."""
-    total = ReassessCounts()
-    for chunk in nightly_chunks(rt, as_of, nightly_mode(rt, as_of, full), rt.settings.reassess_chunk):
-        total.add(reassess(rt, chunk, as_of, skip_current=True, keep_timelines=False))
-    # a full pass also expired the snoozes of every patient it reassessed; the patients it skips
-    # get theirs here (the scheduler's sweep does the same with a broker)
-    expire_snoozes(rt, utcnow())
-    deliver_inline(rt)
-    return total
-
-
-def deliver_inline(rt: Runtime) -> None:
-    if rt.settings.webhook_url:
-        for outbox_id in notify.due_notifications(rt, utcnow()):
-            notify.deliver(rt, outbox_id)
-    webhooks.deliver_due(rt)

@@ -1,4 +1,5 @@
-"""The composition root: settings -> engine (and Redis for debounce keys), built once per process."""
+"""The process's runtime: settings -> engine (and Redis for debounce keys), built once per process by
+tasks.bootstrap (the composition root, which also configures Celery and the schema)."""
 
 from __future__ import annotations
 

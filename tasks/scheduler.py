@@ -15,8 +15,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from tasks import jobs
-from tasks.runtime import get
+from tasks import jobs, service
+from tasks.bootstrap import current as get
 
 log = logging.getLogger("imn.scheduler")
 NIGHTLY_JOB_ID = "imn-nightly-reassess"
@@ -30,7 +30,7 @@ def owner_name() -> str:
 def nightly_job() -> None:
     rt = get()
     as_of = rt.settings.today()
-    if jobs.run_nightly(rt, as_of, owner_name()):
+    if service.run_nightly(rt, as_of, owner_name()):
         log.info("nightly reassessment for %s started", as_of)
 
 

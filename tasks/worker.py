@@ -2,10 +2,10 @@
 
 from celery.signals import worker_process_init
 
-from tasks import runtime
-from tasks.app import app, configure
+from tasks import bootstrap, runtime
+from tasks.app import app
 
-configure(runtime.get().settings)
+bootstrap.current()  # settings from the environment, the engine, Celery pointed at the broker
 
 
 @worker_process_init.connect

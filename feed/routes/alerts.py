@@ -28,8 +28,8 @@ from monitor.rules import RULE_IDS
 from storage import repository as repo
 from storage import views
 from storage.api_keys import ApiKey
-from storage.db import session
 from storage.models import ALERT_STATUSES
+from tasks import service
 
 router = APIRouter(tags=["alerts"], responses=AUTH_RESPONSES)
 
@@ -110,10 +110,8 @@ _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _act(request: Request, alert_id: Id, action: str, **kwargs: Any) -> dict[str, Any]:
-    rt = get_runtime(request)
     try:
-        with session(rt.engine) as s:
-            return getattr(repo, action)(s, alert_id, **kwargs)
+        return service.act(get_runtime(request), alert_id, action, **kwargs)
     except repo.AlertNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such alert") from None
     except repo.AlertActionError as exc:

@@ -11,11 +11,10 @@ from sqlalchemy.orm import Session
 from feed.auth import AUTH_RESPONSES, clinician_key
 from feed.deps import get_runtime, read_session
 from feed.schemas import Storable, check_as_of
-from monitor import assess
-from monitor.kinetics import titer_kinetics
 from storage import repository as repo
 from storage import views
 from storage.api_keys import ApiKey
+from tasks import service
 
 router = APIRouter(tags=["patients"], responses={**AUTH_RESPONSES, 404: {"description": "no such patient"}})
 PatientId = Annotated[Storable, Path(min_length=1, max_length=64)]
@@ -39,12 +38,12 @@ def patient_summary(
     courses with their outcomes, the anti-PLA2R kinetics of the current course (half-life, projected
     dates below 14 and 2 RU/mL) and open alerts, from an assessment of the stored timeline."""
     check_as_of(as_of)
-    stored = _stored(s, patient_id)
-    timeline = repo.load_timeline(s, patient_id)
-    day = as_of or (date.fromisoformat(stored["last_as_of"]) if stored.get("last_as_of") else None) \
-        or get_runtime(request).settings.today()
-    summary = assess(timeline, day).summary()
-    return {**summary, "anti_pla2r_kinetics": titer_kinetics(timeline, day).as_dict(), "open_alerts": stored["open_alerts"], "events": stored["events"],
+    found = service.patient_summary(get_runtime(request), patient_id, as_of, s)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such patient")
+    stored = found.stored
+    return {**found.assessment.summary(), "anti_pla2r_kinetics": found.kinetics.as_dict(),
+            "open_alerts": stored["open_alerts"], "events": stored["events"],
             "pending_reassessment": stored["pending_reassessment"],
             "last_assessed_at": stored.get("last_assessed_at"), "last_as_of": stored.get("last_as_of"),
             "stored_remission_state": stored.get("remission_state"),

@@ -1,4 +1,4 @@
-"""Parsers from the wire formats (FHIR R4, HL7 v2 ORU^R01, NDJSON, CSV) to validated events.
+"""Parsers from the wire formats (the registry in monitor/interop/formats.py) to validated events.
 
 Pure: the caller passes bytes or text in, with a ValidationContext (when the payload was received,
 the zone of times written without an offset); nothing here reads files, clocks or the network.
@@ -8,13 +8,13 @@ and a payload never vanishes: one that yields neither an event nor a rejection i
 
 from __future__ import annotations
 
+from monitor.interop import formats
 from monitor.interop.base import Event, MessageAck, ParseResult, Rejected, decode
 from monitor.interop.codemap import CodeMap, CodeMapError
-from monitor.interop.detect import FORMATS, detect_format
+from monitor.interop.formats import detect_format
 from monitor.validation import ValidationContext
 
 __all__ = [
-    "FORMATS",
     "CodeMap",
     "CodeMapError",
     "Event",
@@ -63,23 +63,10 @@ def _parse(data: bytes | str, fmt: str, code_map: CodeMap, context: ValidationCo
                 fmt = detect_format(data)
             except ValueError as exc:
                 return _whole(data, "unknown", str(exc))
-        if fmt == "ndjson":
-            from monitor.interop.ndjson import parse_ndjson
-
-            return parse_ndjson(data, context)
-        if fmt == "csv":
-            from monitor.interop.csv import parse_csv
-
-            return parse_csv(data, context)
-        if fmt == "hl7v2":
-            from monitor.interop.hl7v2 import parse_hl7v2
-
-            return parse_hl7v2(data, code_map, context)
-        if fmt == "fhir":
-            from monitor.interop.fhir import parse_fhir
-
-            return parse_fhir(data, code_map, context)
-        return _whole(data, fmt, f"unknown format {fmt!r} (expected auto, {', '.join(FORMATS)})")
+        spec = formats.get(fmt)
+        if spec is None:
+            return _whole(data, fmt, f"unknown format {fmt!r} (expected auto, {', '.join(formats.names())})")
+        return spec.parse(data, code_map, context)
     except Exception as exc:  # noqa: BLE001 — the contract is "never raises"; a parser bug is quarantined
         return _whole(
             data, fmt, f"parser error ({type(exc).__name__}: {exc}); the payload is kept for review"

@@ -1,4 +1,6 @@
-"""One module per alert rule; ids are part of the contract (design.md, "Alert rules")."""
+"""One module per alert rule (the contract: docs/architecture.md, "The rule contract"); RULES is the
+registry assess() runs, in this order. Rule ids are part of the API contract: docs/clinical-rules.md
+lists each with its thresholds and sources."""
 
 from monitor.rules import (
     albumin_low_thrombosis,

@@ -28,7 +28,7 @@ import pytest
 import tasks.settings as settings_mod
 from storage.db import session
 from storage.event_store import load_timeline
-from tasks import jobs
+from tasks import jobs, service
 from tasks.ingest import accept
 from tasks.settings import Settings
 
@@ -161,9 +161,10 @@ def test_results_stamped_in_other_zones_are_ordered_by_instant_and_dated_by_thei
 
     rt = pg_runtime
     data = ("\n".join(json.dumps(e) for e in ZONED) + "\n").encode()
-    counts = jobs.run_inline_ingest(rt, [a.inbox_id for a in accept(rt, data, "ndjson", "zoned.ndjson")],
-                                    date(2025, 3, 1))
-    assert counts.accepted == 5 and counts.quarantined == 0
+    ids = [a.inbox_id for a in accept(rt, data, "ndjson", "zoned.ndjson")]
+    service.process(rt, ids, date(2025, 3, 1))
+    counts = service.ingest_counts(rt, ids)
+    assert counts["accepted"] == 5 and counts["quarantined"] == 0
     with session(rt.engine, write=False) as s:
         tl = load_timeline(s, "P-TZ")  # back from PostgreSQL (JSONB payloads)
 

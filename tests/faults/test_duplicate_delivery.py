@@ -66,7 +66,7 @@ def test_three_concurrent_api_posts_of_one_body_store_everything_once(pg_runtime
     from feed import create_app
     from storage import api_keys
     from storage.db import session
-    from tasks import jobs
+    from tasks import service
     from tasks.settings import Settings
 
     rt = pg_runtime
@@ -111,7 +111,7 @@ def test_three_concurrent_api_posts_of_one_body_store_everything_once(pg_runtime
         pending = [r[0] for r in c.exec_driver_sql("select id from inbox where state <> 'processed'")]
     print(f"api: {len(pending)} inbox rows left to the sweeper by the concurrent requests")
     if pending:  # a processing thread that lost a lock race leaves its rows to the sweeper's re-drive
-        jobs.run_inline_ingest(rt, pending, None)
+        service.process(rt, pending, None)
     with rt.engine.connect() as c:
         q = lambda sql: c.exec_driver_sql(sql).scalar()  # noqa: E731
         assert q("select count(*) from inbox") == batches

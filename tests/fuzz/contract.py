@@ -176,9 +176,10 @@ def complete_frames(data: bytes) -> int:
 
 def run_mllp(chunks: Sequence[bytes]) -> list[str]:
     """The real connection handler of cli/mllp.py over an in-memory stream, with storage stubbed
-    (accept stores nothing, no task is queued): returns the ACKs it wrote, in order."""
+    (the service stores nothing, so no task is queued): returns the ACKs it wrote, in order."""
     from cli import mllp
 
+    from tasks.service import Submitted
     from tasks.settings import Settings
 
     # broker mode (nothing is processed here), times without offset in UTC, the listener's limits at
@@ -186,7 +187,7 @@ def run_mllp(chunks: Sequence[bytes]) -> list[str]:
     rt = SimpleNamespace(settings=Settings(broker_url="memory://", timezone="UTC", _env_file=None),
                          code_map=CODE_MAP)
     writer = _Writer()
-    with mock.patch("tasks.ingest.accept", return_value=[]):
+    with mock.patch("tasks.service.store", return_value=Submitted()):
         asyncio.run(mllp._connection(rt, _Reader(chunks), writer))  # type: ignore[arg-type]
     if not writer.closed:
         _fail("mllp", "connection not closed at EOF")

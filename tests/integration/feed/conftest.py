@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from feed import create_app
 from storage import api_keys
 from storage.db import session, upgrade
-from tasks import jobs, runtime
+from tasks import runtime, service
 from tasks.ingest import accept
 from tasks.settings import Settings
 
@@ -50,7 +50,7 @@ def cohort(n: int, start: int = 0) -> bytes:
 
 def seed(rt: runtime.Runtime, data: bytes, name: str, as_of: date = AS_OF) -> None:
     ids = [a.inbox_id for a in accept(rt, data, "ndjson", name)]
-    jobs.run_inline_ingest(rt, ids, as_of)
+    service.process(rt, ids, as_of)
 
 
 @dataclass

@@ -89,10 +89,10 @@ def web_rt(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def ingest(rt, events: list[dict], as_of: date = AS_OF) -> None:  # type: ignore[no-untyped-def]
-    from tasks import jobs
+    from tasks import service
     from tasks.ingest import accept
 
-    jobs.run_inline_ingest(rt, [a.inbox_id for a in accept(rt, ndjson(events), "ndjson", "feed.ndjson")], as_of)
+    service.process(rt, [a.inbox_id for a in accept(rt, ndjson(events), "ndjson", "feed.ndjson")], as_of)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from PIL import Image
 
-from feed.chart import render_chart, therapy_spans
+from feed.chart_plot import render_chart, therapy_spans
 from monitor.timeline import Timeline
 from tests.integration.feed.conftest_web import AS_OF, app, bearer, client, keys, seeded, web_rt  # noqa: F401
 
@@ -89,7 +89,7 @@ def _rich_timeline() -> tuple[Timeline, list[dict]]:
 def test_the_title_and_the_legend_do_not_overlap_each_other_or_the_panels(width_px: int) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from feed.chart import chart_figure
+    from feed.chart_plot import chart_figure
 
     timeline, alerts = _rich_timeline()
     fig = chart_figure(timeline, alerts, date(2026, 9, 1), width_px=width_px)

@@ -101,7 +101,7 @@ def test_patient_summary_page_and_chart_show_the_kinetics(with_kinetics, client,
 def test_draw_kinetics_adds_the_fit_and_the_projection() -> None:
     from matplotlib.figure import Figure
 
-    from feed.chart import draw_kinetics, kinetics_extent
+    from feed.chart_plot import draw_kinetics, kinetics_extent
     from monitor.kinetics import titer_kinetics
     from monitor.timeline import Timeline
     from tests.unit.rules.builders import day

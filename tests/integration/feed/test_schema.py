@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from fastapi import APIRouter
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -25,9 +26,10 @@ from feed.app import ROUTERS
 from .conftest import Feed
 
 # the ingestion bodies are text: send the generated strings as they are
-for _media in ("application/x-ndjson", "application/ndjson", "application/jsonl"):
+for _media in ("application/x-ndjson", "application/ndjson", "application/jsonl", "text/csv"):
     schemathesis.serializer.alias(_media, "text/plain")
-CORE_PATHS = {route.path for router in ROUTERS for route in router.routes}  # type: ignore[attr-defined]
+# a router, or a function building one (the ingest routes, from the registry of input formats)
+CORE_PATHS = {route.path for r in ROUTERS for route in (r if isinstance(r, APIRouter) else r()).routes}  # type: ignore[attr-defined]
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MAX_EXAMPLES = 20

@@ -15,7 +15,7 @@ import pytest
 
 from storage import subscriptions as subs
 from storage.db import session
-from tasks import jobs, notify
+from tasks import notify, service
 from tests.integration.feed.conftest_web import (
     app,
     bearer,
@@ -128,7 +128,7 @@ def test_every_subscription_gets_its_matching_notifications_signed(web_rt, recei
     assert _states(web_rt, a) == Counter(delivered=len(outbox))
     assert set(_states(web_rt, c)) == {"delivered"} and set(_states(web_rt, p)) == {"delivered"}
     # a second pass (the sweeper) changes nothing: fan-out is idempotent
-    jobs.deliver_inline(web_rt)
+    service.send_due_notifications(web_rt)
     assert len(everything.received) == len(outbox)
 
 
@@ -146,7 +146,7 @@ def test_receiver_down_then_up_gets_every_notification_exactly_once(web_rt, rece
     rcv.up = True
     deadline = time.monotonic() + 20
     while set(_states(web_rt, sub)) != {"delivered"} and time.monotonic() < deadline:
-        jobs.deliver_inline(web_rt)
+        service.send_due_notifications(web_rt)
         time.sleep(0.05)
     ids = Counter(r["delivery"] for r in rcv.received)
     assert len(ids) == len(_outbox(web_rt)) and set(ids.values()) == {1}
@@ -163,13 +163,13 @@ def test_dead_after_max_attempts(web_rt, receivers) -> None:  # type: ignore[no-
     ingest(web_rt, cohort())
     deadline = time.monotonic() + 20
     while set(_states(web_rt, sub)) != {"dead"} and time.monotonic() < deadline:
-        jobs.deliver_inline(web_rt)
+        service.send_due_notifications(web_rt)
         time.sleep(0.03)
     with session(web_rt.engine, write=False) as s:
         rows = subs.list_deliveries(s, sub)
     assert rows and all(d["state"] == "dead" and d["attempts"] == 3 and d["last_error"] == "HTTP 500" for d in rows)
     before = rcv.attempts
-    jobs.deliver_inline(web_rt)
+    service.send_due_notifications(web_rt)
     assert rcv.attempts == before  # dead is dead
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from storage.db import upgrade
-from tasks import jobs, runtime
+from tasks import runtime, service
 from tasks.ingest import accept
 from tasks.settings import Settings
 
@@ -85,7 +85,7 @@ def alerts_after(payload: str, fmt: str, db: Path) -> tuple[set[tuple[str, str, 
     try:
         upgrade(rt.engine)
         ids = [a.inbox_id for a in accept(rt, payload.encode(), fmt, f"course.{fmt}")]
-        jobs.run_inline_ingest(rt, ids, AS_OF)
+        service.process(rt, ids, AS_OF)
         with rt.engine.connect() as c:
             rows = list(c.execute(sa.text("select rule, severity, episode, evidence from alerts where status <> 'resolved'")))
             quarantined = c.execute(sa.text("select count(*) from quarantine")).scalar()

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from synthetic import generate_patient
-from tasks import jobs, runtime
+from tasks import bootstrap, runtime, service
 from tasks.ingest import accept
 from tasks.settings import Settings
 
@@ -43,11 +43,8 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full: bool) -> tuple[d
     clock = {"now": datetime.combine(START, time(2), UTC)}
     for module in ("tasks.ingest", "tasks.reassess", "tasks.jobs"):
         monkeypatch.setattr(f"{module}.utcnow", lambda: clock["now"])
-    rt = runtime.init(Settings(database_url=f"sqlite:///{tmp_path / ('full' if full else 'due')}.db",
-                               broker_url=None, full_reassess_weekday="never", _env_file=None))
-    from storage.db import upgrade
-
-    upgrade(rt.engine)
+    rt = bootstrap.init(Settings(database_url=f"sqlite:///{tmp_path / ('full' if full else 'due')}.db",
+                                 broker_url=None, full_reassess_weekday="never", _env_file=None), schema="upgrade")
     events = _events()
     assessed = 0
     try:
@@ -58,8 +55,10 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full: bool) -> tuple[d
                      or e["type"] != "patient" and day - timedelta(days=STEP) < _arrival(e) <= day]
             if batch:
                 data = ("\n".join(json.dumps(e) for e in batch) + "\n").encode()
-                jobs.run_inline_ingest(rt, [a.inbox_id for a in accept(rt, data, "ndjson", f"{day}.ndjson")], day)
-            assessed += jobs.run_inline_reassess_all(rt, day, full=full).patients
+                service.process(rt, [a.inbox_id for a in accept(rt, data, "ndjson", f"{day}.ndjson")], day)
+            done = service.reassess_everyone(rt, day, full=full)
+            assert done is not None  # embedded: it ran here
+            assessed += done.patients
             day += timedelta(days=STEP)
         with rt.engine.connect() as c:
             tables = {

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from tasks import jobs
+from tasks import jobs, service
 from tasks.ingest import accept
 from tests.integration.pipeline.test_pipeline import cohort, lab
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def ingest(rt, events: list[dict], as_of: date) -> None:  # type: ignore[no-untyped-def]
     data = ("\n".join(json.dumps(e) for e in events) + "\n").encode()
-    jobs.run_inline_ingest(rt, [a.inbox_id for a in accept(rt, data, "ndjson", "t.ndjson")], as_of)
+    service.process(rt, [a.inbox_id for a in accept(rt, data, "ndjson", "t.ndjson")], as_of)
 
 
 def counts(rt) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
@@ -49,11 +49,11 @@ def test_second_scheduler_does_not_double_run_a_date(pg_runtime) -> None:  # typ
 def test_rerunning_a_date_creates_no_duplicate_alerts_or_notifications(pg_runtime) -> None:  # type: ignore[no-untyped-def]
     rt = pg_runtime
     ingest(rt, cohort(), date(2025, 8, 1))
-    jobs.run_inline_reassess_all(rt, date(2025, 9, 1))
+    service.reassess_everyone(rt, date(2025, 9, 1))
     first = counts(rt)
     assert first[0] >= 2 and first[2] >= 2  # alerts fired, with notifications in the outbox
-    jobs.run_inline_reassess_all(rt, date(2025, 9, 1))
-    jobs.run_inline_reassess_all(rt, date(2025, 9, 1))
+    service.reassess_everyone(rt, date(2025, 9, 1))
+    service.reassess_everyone(rt, date(2025, 9, 1))
     assert counts(rt) == first
 
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from pydantic import SecretStr
 
-from tasks import jobs, notify
+from tasks import jobs, notify, service
 from tasks.ingest import accept
 from tests.integration.pipeline.test_pipeline import cohort
 
@@ -58,14 +58,14 @@ def test_receiver_down_then_up_gets_every_notification_exactly_once(pg_runtime) 
         rt.settings.webhook_secret = SecretStr(SECRET.decode())
         rt.settings.webhook_backoff_s = 0.05
         data = ("\n".join(json.dumps(e) for e in cohort()) + "\n").encode()
-        jobs.run_inline_ingest(rt, [a.inbox_id for a in accept(rt, data, "ndjson", "feed.ndjson")], date(2025, 9, 1))  # receiver down
+        service.process(rt, [a.inbox_id for a in accept(rt, data, "ndjson", "feed.ndjson")], date(2025, 9, 1))  # receiver down
         with rt.engine.connect() as c:
             pending = c.exec_driver_sql("select count(*) from outbox where state = 'pending' and attempts >= 1").scalar()
         assert pending >= 2 and server.received == []
         server.up = True
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            jobs.deliver_inline(rt)  # what the sweeper does when deliveries are due
+            service.send_due_notifications(rt)  # what the sweeper does when deliveries are due
             with rt.engine.connect() as c:
                 left = c.exec_driver_sql("select count(*) from outbox where state <> 'delivered'").scalar()
             if left == 0:
@@ -104,7 +104,7 @@ def test_the_sweep_expires_a_snooze_by_the_clock_and_notifies_once(pg_runtime, m
         rt.settings.webhook_allow_private = True  # the receiver is on loopback
         rt.settings.webhook_secret = SecretStr(SECRET.decode())
         data = ("\n".join(json.dumps(e) for e in cohort()) + "\n").encode()
-        jobs.run_inline_ingest(rt, [a.inbox_id for a in accept(rt, data, "ndjson", "feed.ndjson")], date(2025, 9, 1))
+        service.process(rt, [a.inbox_id for a in accept(rt, data, "ndjson", "feed.ndjson")], date(2025, 9, 1))
         assert len(server.received) == 2
         with rt.engine.connect() as c:
             alert_id = c.exec_driver_sql("select id from alerts where rule = 'csa_trough_low'").scalar()

@@ -1,4 +1,5 @@
-"""GET /patients/{id}/chart.png: the patient's course rendered by feed.chart.render_chart."""
+"""GET /patients/{id}/chart.png: the route serving the chart that feed/chart_plot.py draws (this module
+loads the patient's timeline and alerts; the drawing is pure and lives there)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from fastapi.responses import Response
 
 from feed.auth import AUTH_RESPONSES
-from feed.chart import render_chart
+from feed.chart_plot import render_chart
 from feed.schemas import Storable, check_as_of
 from feed.web import clinician_or_ui_session
 from storage import repository as repo

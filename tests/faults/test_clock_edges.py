@@ -118,8 +118,8 @@ def test_nightly_cron_runs_once_per_date_on_both_dst_nights(pg_runtime, monkeypa
     claims: list[tuple[date, bool]] = []
     real_run_nightly = jobs.run_nightly
 
-    def spy(rt_, as_of, owner):  # type: ignore[no-untyped-def]
-        ok = real_run_nightly(rt_, as_of, owner)
+    def spy(rt_, as_of, owner, *args, **kw):  # type: ignore[no-untyped-def]
+        ok = real_run_nightly(rt_, as_of, owner, *args, **kw)
         claims.append((as_of, ok))
         return ok
 

@@ -98,9 +98,9 @@ def test_embedded_ingest_runs_the_task_per_batch_and_reassesses_each_patient_onc
     real_process, real_reassess = jobs.process_inbox, jobs.reassess
     monkeypatch.setattr(jobs, "process_inbox", lambda rt, inbox_id: batches.append(inbox_id) or real_process(rt, inbox_id))
 
-    def reassess(rt, patient_ids, as_of, skip_current=False):  # type: ignore[no-untyped-def]
+    def reassess(rt, patient_ids, as_of, skip_current=False, **kw):  # type: ignore[no-untyped-def]
         reassessed.append((tuple(patient_ids), as_of.isoformat()))
-        return real_reassess(rt, patient_ids, as_of, skip_current)
+        return real_reassess(rt, patient_ids, as_of, skip_current, **kw)
 
     monkeypatch.setattr(jobs, "reassess", reassess)
     feed = tmp_path / "in.ndjson"
@@ -118,5 +118,8 @@ def test_reassess_all_runs_here_when_embedded_and_reports_what_changed(cli, tmp_
     feed = tmp_path / "in.ndjson"
     feed.write_text("".join(json.dumps(x) + "\n" for x in LINES))
     cli("ingest", str(feed), "--as-of", "2025-06-01")
+    # --all is the nightly run: nothing new and no date of the patient's reached, so nobody is due
     out = cli("reassess", "--all", "--as-of", "2025-07-01")
-    assert out.startswith("reassessed 1 patients as of 2025-07-01")
+    assert out.startswith("reassessed 0 patients (due) as of 2025-07-01")
+    out = cli("reassess", "--full", "--as-of", "2025-07-01")
+    assert out.startswith("reassessed 1 patients (all) as of 2025-07-01")

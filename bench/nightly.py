@@ -217,7 +217,7 @@ def run_config(db_url: str, n_workers: int, as_of: date, chunk: int, logdir: Pat
             started = datetime.now(UTC)
             sampler.start()
             t0 = time.perf_counter()
-            jobs.reassess_all.delay(day.isoformat())
+            jobs.reassess_all.delay(day.isoformat(), "full")  # the old runs: every patient
             limit = max(600.0, active / 50)  # 1M patients: up to 20,000 s
             c.wait_until(lambda b=before: c.task_counts(r).get("imn.reassess_chunk", 0) >= b + chunks, limit, 0.02,
                          f"{chunks} reassess_chunk tasks")

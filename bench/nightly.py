@@ -67,6 +67,7 @@ def _load_range(args: tuple[str, int, int, int, int]) -> tuple[int, int]:
     """Generate, parse and store patients [lo, hi) with store_events (one process of the load)."""
     db_url, seed, lo, hi, step = args
     from monitor.interop import parse_payload
+    from monitor.validation import ValidationContext
     from storage import repository as repo
     from storage.db import make_engine, session
     from synthetic.cohort import generate_patient
@@ -79,7 +80,8 @@ def _load_range(args: tuple[str, int, int, int, int]) -> tuple[int, int]:
             for e in generate_patient(k, START, YEARS, seed):
                 lines.append(json.dumps(e, separators=(",", ":")))
                 labs += e["type"] == "lab"
-        parsed = parse_payload(("\n".join(lines) + "\n").encode(), "ndjson")
+        parsed = parse_payload(("\n".join(lines) + "\n").encode(), "ndjson",
+                               context=ValidationContext(received_at=datetime.now(UTC)))
         if parsed.rejected:
             raise RuntimeError(f"synthetic events rejected: {parsed.rejected[:3]}")
         with session(engine) as s:

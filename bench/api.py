@@ -520,6 +520,7 @@ def main() -> None:
     cpu_rows: list[dict[str, object]] = []
     with contextlib.ExitStack() as stack:
         tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="imn-bench-")))
+        (tmpdir / "redis").mkdir()
         stack.enter_context(private_redis(tmpdir / "redis"))
         db_url = stack.enter_context(c.bench_database())
         code = {"head": None}

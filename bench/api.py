@@ -1,41 +1,41 @@
-"""Benchmark of the HTTP feed's read latency: alert list pages and patient summaries under N readers.
+"""Benchmark of the HTTP feed: server CPU per request and read latency during ingest, before and after.
 
 Not a test (design.md, "Performance yardsticks"). Needs the PostgreSQL at 127.0.0.1:5432 (a database
-of its own, imn_bench_<random>, dropped at the end) and Redis database 12 (flushed).
+of its own, imn_bench_<random>, dropped at the end) and `redis-server` on PATH: it starts a Redis of
+its own (IMN_BENCH_REDIS_URL names another one instead; the bench flushes it).
 
-    .venv/bin/python bench/api.py [--patients 2000] [--readers 1,8,32] [--duration 15]
+    .venv/bin/python bench/api.py [--patients 2000] [--configs baseline:1,head:1,head:2] [--baseline main]
+                                  [--readers 8] [--duration 15] [--cpu-requests 300] [--idle]
                                   [--ingest-patients 1500] [--ingest-workers 2] [--json PATH]
 
 1. Seed: the synthetic cohort (fixed seed, 3 years from 2023-01-01) stored with store_events by two
    processes, as bench/nightly.py loads it, then assessed in this process (tasks.service.
-   reassess_everyone, as of --as-of) so that alerts exist; VACUUM ANALYZE.
-2. Serve: `imn-monitor api --host 127.0.0.1 --port P` as a separate process (uvicorn, one process,
-   production settings: broker mode on Redis DB 12, access log at INFO into a file), with a
-   clinician key made by storage.api_keys.create_key. A 3 s warm-up (4 readers) is not recorded.
-3. For each reader count N, N concurrent readers (asyncio tasks sharing one httpx.AsyncClient in
-   this process, up to N keep-alive connections) loop for --duration seconds; each iteration is, at
-   random with equal odds, either
-     - the alert list: GET /alerts?status=firing&limit=50, then the page its next_cursor points to
-       (same filters; reported separately as "alerts, cursor page"), or
-     - a patient summary: GET /patients/{id} of a random seeded patient (the server loads the stored
-       timeline and runs assess() on it for every request).
+   reassess_everyone, as of --as-of) so that alerts exist; VACUUM ANALYZE. --ingest-workers real
+   celery workers (bench._common.running_workers) run for the rest of the bench.
+2. For each configuration of --configs, in turn, against the same database: `imn-monitor api` as a
+   separate process (production settings: broker mode, access log at INFO into a file) with
+   `--workers N`; code "head" is this checkout, "baseline" the tree of git --baseline (git archive,
+   first on PYTHONPATH, with httptools and uvloop hidden from it: they came with the change measured).
+   A 3 s warm-up (4 readers) is not recorded. Then
+   - CPU per request: --cpu-requests sequential requests of each endpoint from one client, nothing
+     else sent to the server; utime + stime of every server process (/proc) over them / requests;
+   - N concurrent readers (asyncio tasks sharing one httpx.AsyncClient in this process, up to N
+     keep-alive connections) loop for --duration seconds while a fresh synthetic cohort of
+     --ingest-patients patients (other patient ids, one file per phase) is sent by
+     `imn-monitor ingest --no-wait` (and first with no ingest, with --idle). Each iteration is, at
+     random with equal odds, either the alert list (GET /alerts?status=firing&limit=50, then the page
+     its next_cursor points to, reported separately as "alerts, cursor page") or a patient summary
+     (GET /patients/{id} of a random seeded patient: the server loads the timeline and runs assess()).
    Latency is per request, from send to the whole body read. An error is any status other than 200,
    or an exception (client timeout 60 s). After each phase the bench waits until the server answers
-   an authenticated request again (requests of the phase still queued inside it have finished), then
-   collects the exceptions the server logged during the phase. Requests/s = completed requests / phase time (the phase ends when
-   the last reader's last request, started before the deadline, has returned).
-   The phases run twice: with the system idle (no celery worker running), then while an ingest runs:
-   --ingest-workers real celery workers (bench._common.running_workers) process a fresh synthetic
-   cohort of --ingest-patients patients (other patient ids, one file per phase) sent by
-   `imn-monitor ingest --no-wait`, launched when the phase starts. The phase reports whether the
-   ingest was still busy at its end (inbox rows unprocessed or patients dirty); the bench then waits
-   for that ingest to settle before the next phase.
-Per phase it also reports CPU time used (as a share of one core) by the API server process, this
+   an authenticated request again, collects the exceptions the server logged, and waits for the
+   ingest to settle. Requests/s = completed requests / phase time.
+Per phase it also reports CPU time used (as a share of one core) by the API server's processes, this
 client process, the celery worker processes, and all PostgreSQL processes of the machine (any
 database: others may be using the same server), and the machine's CPU busy share (/proc/stat).
 
---json PATH writes {"meta": {...}, "rows": [one dict per condition x readers x endpoint],
-"phases": [one dict per condition x readers]} (latencies in ms).
+--json PATH writes {"meta": {...}, "cpu_per_request": [config x endpoint], "rows": [config x condition
+x readers x endpoint], "phases": [config x condition x readers]} (latencies in ms).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ revoked with `imn-monitor keys revoke` stops working within that time in every A
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -80,7 +80,7 @@ async def authenticate_async(request: Request, credentials: HTTPAuthorizationCre
     return key
 
 
-def require(*roles: str) -> Callable[..., ApiKey]:
+def require(*roles: str) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency admitting keys of these roles (and admin keys); returns the caller's key."""
     unknown = set(roles) - set(api_keys.ROLES)
     if unknown:

@@ -87,7 +87,8 @@ class KeyCache:
     """Keys recently found valid, by token hash, kept for `ttl` seconds (one per API process).
 
     Without it every request opened a session of its own (a pooled connection, its liveness ping,
-    BEGIN, the query, COMMIT) just to look its key up: about a fifth of the CPU of a small request.
+    BEGIN, the query, COMMIT) just to look its key up: an empty session alone took ~1.1 ms of CPU on
+    the benchmark machine (docs/performance.md section 3).
 
     What that costs: a key revoked by another process (the CLI, another API worker) keeps working in
     this process for at most `ttl` seconds; a key revoked through this process (`revoke` below) stops
@@ -147,7 +148,7 @@ def _bump_generation() -> None:
 
 
 def _plausible(token: str | None) -> bool:
-    return bool(token) and token.startswith(TOKEN_PREFIX) and len(token) <= 200  # type: ignore[union-attr]
+    return token is not None and token.startswith(TOKEN_PREFIX) and len(token) <= 200
 
 
 def revoke(s: Session, key: int | str, now: datetime | None = None) -> ApiKey:

@@ -22,7 +22,7 @@ PatientId = Annotated[Storable, Path(min_length=1, max_length=64)]
 
 
 def _stored(s: Session, patient_id: str) -> dict[str, Any]:
-    stored = views.patient_view(s, patient_id, stored_summary=False)  # the route assesses anew
+    stored = views.patient_view(s, patient_id, stored_summary=False)  # only whether it exists
     if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such patient")
     return stored

@@ -71,7 +71,7 @@ def _since(value: str | None) -> datetime | None:
 @router.get("/alerts", response_model=dict[str, Any], responses={400: {"description": "invalid cursor or since"}})
 def list_alerts(
     request: Request,
-    _: ApiKey = Depends(clinician_key),
+    _: Annotated[ApiKey, Depends(clinician_key)],
     patient: Annotated[Storable | None, Query(max_length=64, description="patient id")] = None,
     rule: Rule | None = None,
     severity: Severity | None = None,
@@ -96,7 +96,7 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=dict[str, Any], responses={404: {"description": "no such alert"}})
-def get_alert(alert_id: Id, request: Request, _: ApiKey = Depends(clinician_key)) -> Response:
+def get_alert(alert_id: Id, request: Request, _: Annotated[ApiKey, Depends(clinician_key)]) -> Response:
     """One alert with its evidence, reference and audit history (oldest first)."""
     with reading(request) as s:
         out = views.alert_detail(s, alert_id)

@@ -32,7 +32,7 @@ def _stored(s: Session, patient_id: str) -> dict[str, Any]:
             responses={400: {"description": "as_of out of range"}})
 def patient_summary(
     patient_id: PatientId, request: Request,
-    _: ApiKey = Depends(clinician_key),
+    _: Annotated[ApiKey, Depends(clinician_key)],
     as_of: Annotated[date | None, Query(description="assess as of this date (default: the patient's last "
                                                     "assessment date, else today)")] = None,
 ) -> Response:
@@ -55,7 +55,7 @@ def patient_summary(
 
 @router.get("/patients/{patient_id}/timeline", response_model=dict[str, Any])
 def patient_timeline(patient_id: PatientId, request: Request,
-                     _: ApiKey = Depends(clinician_key)) -> Response:
+                     _: Annotated[ApiKey, Depends(clinician_key)]) -> Response:
     """Usable lab results (clinical order, canonical units), medications and preliminary results."""
     with reading(request) as s:
         _stored(s, patient_id)

@@ -1,47 +1,48 @@
-"""Benchmark of the HTTP feed's read latency: alert list pages and patient summaries under N readers.
+"""Benchmark of the HTTP feed: server CPU per request and read latency during ingest, before and after.
 
 Not a test (design.md, "Performance yardsticks"). Needs the PostgreSQL at 127.0.0.1:5432 (a database
-of its own, imn_bench_<random>, dropped at the end) and Redis database 12 (flushed).
+of its own, imn_bench_<random>, dropped at the end) and `redis-server` on PATH: it starts a Redis of
+its own (IMN_BENCH_REDIS_URL names another one instead; the bench flushes it).
 
-    .venv/bin/python bench/api.py [--patients 2000] [--readers 1,8,32] [--duration 15]
+    .venv/bin/python bench/api.py [--patients 2000] [--configs baseline:1,head:1,head:2] [--baseline main]
+                                  [--readers 8] [--duration 15] [--cpu-requests 300] [--idle]
                                   [--ingest-patients 1500] [--ingest-workers 2] [--json PATH]
 
 1. Seed: the synthetic cohort (fixed seed, 3 years from 2023-01-01) stored with store_events by two
    processes, as bench/nightly.py loads it, then assessed in this process (tasks.service.
-   reassess_everyone, as of --as-of) so that alerts exist; VACUUM ANALYZE.
-2. Serve: `imn-monitor api --host 127.0.0.1 --port P` as a separate process (uvicorn, one process,
-   production settings: broker mode on Redis DB 12, access log at INFO into a file), with a
-   clinician key made by storage.api_keys.create_key. A 3 s warm-up (4 readers) is not recorded.
-3. For each reader count N, N concurrent readers (asyncio tasks sharing one httpx.AsyncClient in
-   this process, up to N keep-alive connections) loop for --duration seconds; each iteration is, at
-   random with equal odds, either
-     - the alert list: GET /alerts?status=firing&limit=50, then the page its next_cursor points to
-       (same filters; reported separately as "alerts, cursor page"), or
-     - a patient summary: GET /patients/{id} of a random seeded patient (the server loads the stored
-       timeline and runs assess() on it for every request).
+   reassess_everyone, as of --as-of) so that alerts exist; VACUUM ANALYZE. --ingest-workers real
+   celery workers (bench._common.running_workers) run for the rest of the bench.
+2. For each configuration of --configs, in turn, against the same database: `imn-monitor api` as a
+   separate process (production settings: broker mode, access log at INFO into a file) with
+   `--workers N`; code "head" is this checkout, "baseline" the tree of git --baseline (git archive,
+   first on PYTHONPATH, with httptools and uvloop hidden from it: they came with the change measured).
+   A 3 s warm-up (4 readers) is not recorded. Then
+   - CPU per request: --cpu-requests sequential requests of each endpoint from one client, nothing
+     else sent to the server; utime + stime of every server process (/proc) over them / requests;
+   - N concurrent readers (asyncio tasks sharing one httpx.AsyncClient in this process, up to N
+     keep-alive connections) loop for --duration seconds while a fresh synthetic cohort of
+     --ingest-patients patients (other patient ids, one file per phase) is sent by
+     `imn-monitor ingest --no-wait` (and first with no ingest, with --idle). Each iteration is, at
+     random with equal odds, either the alert list (GET /alerts?status=firing&limit=50, then the page
+     its next_cursor points to, reported separately as "alerts, cursor page") or a patient summary
+     (GET /patients/{id} of a random seeded patient: the server loads the timeline and runs assess()).
    Latency is per request, from send to the whole body read. An error is any status other than 200,
    or an exception (client timeout 60 s). After each phase the bench waits until the server answers
-   an authenticated request again (requests of the phase still queued inside it have finished), then
-   collects the exceptions the server logged during the phase. Requests/s = completed requests / phase time (the phase ends when
-   the last reader's last request, started before the deadline, has returned).
-   The phases run twice: with the system idle (no celery worker running), then while an ingest runs:
-   --ingest-workers real celery workers (bench._common.running_workers) process a fresh synthetic
-   cohort of --ingest-patients patients (other patient ids, one file per phase) sent by
-   `imn-monitor ingest --no-wait`, launched when the phase starts. The phase reports whether the
-   ingest was still busy at its end (inbox rows unprocessed or patients dirty); the bench then waits
-   for that ingest to settle before the next phase.
-Per phase it also reports CPU time used (as a share of one core) by the API server process, this
+   an authenticated request again, collects the exceptions the server logged, and waits for the
+   ingest to settle. Requests/s = completed requests / phase time.
+Per phase it also reports CPU time used (as a share of one core) by the API server's processes, this
 client process, the celery worker processes, and all PostgreSQL processes of the machine (any
 database: others may be using the same server), and the machine's CPU busy share (/proc/stat).
 
---json PATH writes {"meta": {...}, "rows": [one dict per condition x readers x endpoint],
-"phases": [one dict per condition x readers]} (latencies in ms).
+--json PATH writes {"meta": {...}, "cpu_per_request": [config x endpoint], "rows": [config x condition
+x readers x endpoint], "phases": [config x condition x readers]} (latencies in ms).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -52,16 +53,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
+import httpx
+import sqlalchemy as sa
 
-from bench import _common as c  # noqa: E402
+from bench import _common as c
 
 START = date(2023, 1, 1)
 YEARS = 3.0
@@ -87,6 +90,11 @@ def _proc_cpu_s(pid: int, children: bool = False) -> float:
         return ticks / _TICK
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return 0.0
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its live descendants (uvicorn's supervisor and its workers)."""
+    return _proc_cpu_s(pid) + sum(_tree_cpu_s(child) for child in c._children(pid))
 
 
 def _postgres_cpu_s() -> float:
@@ -121,7 +129,7 @@ class CpuMeter:
 
     def snapshot(self) -> dict[str, float]:
         busy, total = _machine_cpu()
-        return {"t": time.perf_counter(), "server": _proc_cpu_s(self.server_pid), "client": time.process_time(),
+        return {"t": time.perf_counter(), "server": _tree_cpu_s(self.server_pid), "client": time.process_time(),
                 "workers": sum(_proc_cpu_s(p) for p in self.worker_pids), "postgres": _postgres_cpu_s(),
                 "busy": busy, "total": total}
 
@@ -210,12 +218,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(env: dict[str, str], log_path: Path, workers: int = 1,
+                 code: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`imn-monitor api` on a free port; with `code`, that checkout's modules (PYTHONPATH first) run in
+    this environment (the baseline of --baseline)."""
     port = _free_port()
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("imn-monitor")), "api", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    log = open(log_path, "wb")  # noqa: SIM115 - the server writes to it until stop_server
+    cmd = [sys.executable, "-c", "from cli.main import main; main()", "api", "--host", "127.0.0.1", "--port", str(port)]
+    if workers != 1:
+        cmd += ["--workers", str(workers)]
+    if code is not None:
+        env = {**env, "PYTHONPATH": str(code)}
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            cwd=str(code or ROOT))
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -390,11 +405,101 @@ def print_phase(phase: dict[str, object]) -> None:
         print(f"    server log: {k} x {line}")
 
 
+# ------------------------------------------------------------------------------- configurations
+
+@dataclass(frozen=True)
+class Config:
+    """One way of serving: this checkout's code or the baseline's, with N uvicorn processes."""
+
+    name: str
+    code: str  # "head" or "baseline"
+    workers: int
+
+
+def parse_configs(spec: str) -> list[Config]:
+    """"baseline:1,head:1,head:2" -> configurations (code:workers)."""
+    out = []
+    for part in spec.split(","):
+        code, _, n = part.strip().partition(":")
+        if code not in ("head", "baseline"):
+            raise SystemExit(f"--configs: {code!r} is neither head nor baseline")
+        out.append(Config(f"{code}, {int(n or 1)} process{'es' if int(n or 1) > 1 else ''}", code, int(n or 1)))
+    return out
+
+
+@contextlib.contextmanager
+def baseline_checkout(ref: str) -> Iterator[tuple[Path, str]]:
+    """The tree of git `ref` in a temporary folder (git archive: no worktree left behind)."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="imn-bench-baseline-") as tmp:
+        archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", ref], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", tmp], stdin=archive.stdout, check=True)
+        if archive.wait() != 0:
+            raise RuntimeError(f"git archive {ref} failed")
+        # the baseline served without httptools and uvloop, which this change added as dependencies:
+        # hide them from it, or uvicorn's "auto" would pick them up from this environment
+        (Path(tmp) / "sitecustomize.py").write_text('import sys\nsys.modules["uvloop"] = None\n'
+                                                    'sys.modules["httptools"] = None\n')
+        yield Path(tmp), commit
+
+
+@contextlib.contextmanager
+def private_redis(tmp: Path) -> Iterator[None]:
+    """A redis-server of this bench's own (tests/_servers.py) unless IMN_BENCH_REDIS_URL names one:
+    the bench flushes its broker database, which must never be the machine's."""
+    if os.environ.get("IMN_BENCH_REDIS_URL"):
+        yield
+        return
+    from tests._servers import PrivateRedis
+
+    server = PrivateRedis(tmp)
+    server.start()
+    c.REDIS_URL = server.url
+    try:
+        yield
+    finally:
+        server.kill()
+
+
+def endpoint_cpu(server: subprocess.Popen[bytes], base: str, token: str, patients: list[str], n: int,
+                 seed: int) -> dict[str, dict[str, float]]:
+    """Server CPU (all its processes, /proc utime + stime) per request of each endpoint, one request at
+    a time from one client, nothing else running in the server; also the client-side mean latency."""
+    rng = random.Random(seed)
+    out = {}
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=REQUEST_TIMEOUT_S) as cl:
+        cursor = cl.get(ALERTS_PATH, params=ALERTS_PARAMS).json()["next_cursor"]
+        calls = {
+            ENDPOINTS[0]: lambda: cl.get(ALERTS_PATH, params=ALERTS_PARAMS),
+            ENDPOINTS[1]: lambda: cl.get(ALERTS_PATH, params={**ALERTS_PARAMS, "cursor": cursor}),
+            ENDPOINTS[2]: lambda: cl.get(f"/patients/{rng.choice(patients)}"),
+        }
+        if cursor is None:  # fewer firing alerts than a page
+            del calls[ENDPOINTS[1]]
+        for name, call in calls.items():
+            for _ in range(max(5, n // 10)):  # warm this route (and, for workers > 1, every process)
+                call()
+            cpu0, t0 = _tree_cpu_s(server.pid), time.perf_counter()
+            for _ in range(n):
+                r = call()
+                if r.status_code != 200:
+                    raise RuntimeError(f"{name}: HTTP {r.status_code} {r.text[:200]}")
+            wall, cpu = time.perf_counter() - t0, _tree_cpu_s(server.pid) - cpu0
+            out[name] = {"requests": n, "server_cpu_ms_per_request": 1000 * cpu / n, "mean_ms": 1000 * wall / n}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=2000, help="seeded (and assessed) patients")
-    ap.add_argument("--readers", default="1,8,32", help="comma-separated concurrent reader counts")
+    ap.add_argument("--configs", default="baseline:1,head:1,head:2",
+                    help="servers to measure, code:processes (code = head or baseline)")
+    ap.add_argument("--baseline", default="main", help="git ref of the baseline code (git archive)")
+    ap.add_argument("--readers", default="8", help="comma-separated concurrent reader counts")
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
+    ap.add_argument("--cpu-requests", type=int, default=300, help="sequential requests per endpoint for CPU/request")
+    ap.add_argument("--idle", action="store_true", help="also run the reader phases with no ingest running")
     ap.add_argument("--ingest-patients", type=int, default=1500, help="patients ingested during each busy phase")
     ap.add_argument("--ingest-workers", type=int, default=2, help="celery worker processes for the busy phases")
     ap.add_argument("--seed", type=int, default=None, help="cohort seed (default: synthetic's)")
@@ -406,14 +511,28 @@ def main() -> None:
 
     seed = args.seed if args.seed is not None else DEFAULT_SEED
     readers_list = [int(x) for x in args.readers.split(",")]
+    configs = parse_configs(args.configs)
     machine = c.machine()
     load_start = os.getloadavg()
     print(f"machine: {machine}; {c.load_note()} at start")
-    c.wait_for_bench_redis()
     rows: list[dict[str, object]] = []
     phases: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, c.bench_database() as db_url:
-        tmpdir = Path(tmp)
+    cpu_rows: list[dict[str, object]] = []
+    with contextlib.ExitStack() as stack:
+        tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="imn-bench-")))
+        (tmpdir / "redis").mkdir()
+        stack.enter_context(private_redis(tmpdir / "redis"))
+        db_url = stack.enter_context(c.bench_database())
+        code = {"head": None}
+        baseline_commit = None
+        if any(cf.code == "baseline" for cf in configs):
+            code["baseline"], baseline_commit = stack.enter_context(baseline_checkout(args.baseline))
+        head_commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                     text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, check=True).stdout.strip())
+        print(f"code: head = {head_commit}{' + uncommitted changes' if dirty else ''}"
+              + (f", baseline = {args.baseline} ({baseline_commit})" if baseline_commit else ""))
         c.flush_redis()
         seeded = seed_database(db_url, args.patients, seed, args.as_of)
         print(f"seed: {args.patients} patients (seed {seed}), {seeded['events']} events stored in "
@@ -426,83 +545,88 @@ def main() -> None:
         env = c.bench_env(db_url)
 
         files = []
-        for i, n in enumerate(readers_list):
-            path = tmpdir / f"ingest-{n}.ndjson"
-            files.append((path, write_cohort(path, args.ingest_patients, seed, f"ING{i}R{n}")))
+        for i, cf in enumerate(configs):
+            for n in readers_list:
+                path = tmpdir / f"ingest-{i}-{n}.ndjson"
+                files.append((path, write_cohort(path, args.ingest_patients, seed, f"ING{i}R{n}")))
         print(f"ingest cohorts: {args.ingest_patients} new patients per busy phase, {files[0][1]} events each "
               f"(written beforehand)")
+        workers = stack.enter_context(c.running_workers(env, tmpdir / "logs", args.ingest_workers))
+        file_iter = iter(files)
+        for ci, cf in enumerate(configs):
+            log_path = tmpdir / f"api-{ci}.log"
+            server, base = start_server(env, log_path, cf.workers, code[cf.code])
+            try:
+                run_phase(base, token, 4, 3.0, patients, seed=0)  # warm-up, not recorded
+                if ci == 0:
+                    first = httpx.get(base + ALERTS_PATH, params=ALERTS_PARAMS,
+                                      headers={"Authorization": f"Bearer {token}"}).json()
+                    print(f"GET /alerts?status=firing&limit=50 returns {len(first['items'])} items, next_cursor "
+                          f"{'set' if first['next_cursor'] else 'null'}")
+                print(f"\n[{cf.name}] server pid {server.pid} at {base}")
+                per = endpoint_cpu(server, base, token, patients, args.cpu_requests, seed)
+                for name, v in per.items():
+                    cpu_rows.append({"config": cf.name, "code": cf.code, "workers": cf.workers, "endpoint": name, **v})
+                    print(f"  {name}: server CPU {v['server_cpu_ms_per_request']:.2f} ms/request, "
+                          f"mean latency {v['mean_ms']:.2f} ms (1 client, {v['requests']} requests, no ingest)")
+                _, log_off = new_log_errors(log_path, 0)
+                meter = CpuMeter(server.pid)
+                conditions = (["idle"] if args.idle else []) + ["during ingest"]
+                for condition in conditions:
+                    for n in readers_list:
+                        ingest = condition == "during ingest"
+                        meter.worker_pids = [pid for _, pid in workers.pids()]
+                        la = os.getloadavg()
+                        a = meter.snapshot()
+                        cli = watch = None
+                        if ingest:
+                            path, n_events = next(file_iter)
+                            cli = subprocess.Popen([str(Path(sys.executable).with_name("imn-monitor")), "ingest",
+                                                    "--no-wait", "--json", "--as-of", args.as_of.isoformat(),
+                                                    str(path)], env=env, stdout=subprocess.DEVNULL,
+                                                   stderr=subprocess.PIPE, text=True)
+                            watch = IngestWatch(engine, cli)
+                        res = run_phase(base, token, n, args.duration, patients, seed=100 + n)
+                        meter.worker_pids = [pid for _, pid in workers.pids()]  # pool children may be recycled
+                        b = meter.snapshot()
+                        extra: dict[str, object] = {"ingest": None}
+                        if watch is not None:
+                            busy_at_end = watch.settled_at is None
+                            settled_s = watch.wait(900)
+                            extra["ingest"] = {"events": n_events, "busy_at_end": busy_at_end, "settled_s": settled_s,
+                                               "failed": c.failed_counts(c.redis_client())}
+                        cpu = CpuMeter.shares(a, b)
+                        wait_server_idle(base, token)
+                        exc, log_off = new_log_errors(log_path, log_off)
+                        r, ph = summarise(condition, n, res, cpu, {"server_exceptions": exc, "loadavg_start": list(la),
+                                                                   "loadavg_end": list(os.getloadavg()), **extra})
+                        for x in [*r, ph]:
+                            x.update(config=cf.name, code=cf.code, workers=cf.workers)
+                        rows += r
+                        phases.append(ph)
+                        print_phase(ph)
+                ph_rss = c._status_kb(server.pid, "VmHWM") + sum(c._status_kb(p, "VmHWM") for p in c._children(server.pid))
+                print(f"  API server peak RSS (all its processes) {ph_rss / 1024:.0f} MiB")
+            finally:
+                stop_server(server)
+        engine.dispose()
 
-        server, base = start_server(env, tmpdir / "api.log")
-        try:
-            run_phase(base, token, 4, 3.0, patients, seed=0)  # warm-up, not recorded
-            first = httpx.get(base + ALERTS_PATH, params=ALERTS_PARAMS,
-                              headers={"Authorization": f"Bearer {token}"}).json()
-            print(f"API server pid {server.pid} at {base}; GET /alerts?status=firing&limit=50 returns "
-                  f"{len(first['items'])} items, next_cursor {'set' if first['next_cursor'] else 'null'}")
-
-            print(f"\nidle (no celery worker running), {args.duration:.0f} s per phase:")
-            meter = CpuMeter(server.pid)
-            log_path = tmpdir / "api.log"
-            _, log_off = new_log_errors(log_path, 0)
-            for n in readers_list:
-                a = meter.snapshot()
-                la = os.getloadavg()
-                res = run_phase(base, token, n, args.duration, patients, seed=n)
-                cpu = CpuMeter.shares(a, meter.snapshot())
-                wait_server_idle(base, token)
-                exc, log_off = new_log_errors(log_path, log_off)
-                r, ph = summarise("idle", n, res, cpu, {"loadavg_start": list(la), "loadavg_end": list(os.getloadavg()),
-                                                        "ingest": None, "server_exceptions": exc})
-                rows += r
-                phases.append(ph)
-                print_phase(ph)
-
-            print(f"\nduring ingest ({args.ingest_workers} celery worker processes, {args.ingest_patients} "
-                  f"patients per phase), {args.duration:.0f} s per phase:")
-            with c.running_workers(env, tmpdir / "logs", args.ingest_workers) as workers:
-                for (path, n_events), n in zip(files, readers_list):
-                    meter = CpuMeter(server.pid, [pid for _, pid in workers.pids()])
-                    la = os.getloadavg()
-                    a = meter.snapshot()
-                    cli = subprocess.Popen([str(Path(sys.executable).with_name("imn-monitor")), "ingest",
-                                            "--no-wait", "--json", "--as-of", args.as_of.isoformat(), str(path)],
-                                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                    watch = IngestWatch(engine, cli)
-                    res = run_phase(base, token, n, args.duration, patients, seed=100 + n)
-                    meter.worker_pids = [pid for _, pid in workers.pids()]  # pool children may be recycled
-                    b = meter.snapshot()
-                    busy_at_end = watch.settled_at is None
-                    settled_s = watch.wait(900)
-                    cpu = CpuMeter.shares(a, b)
-                    wait_server_idle(base, token)
-                    exc, log_off = new_log_errors(log_path, log_off)
-                    r, ph = summarise("during ingest", n, res, cpu, {"server_exceptions": exc,
-                        "loadavg_start": list(la), "loadavg_end": list(os.getloadavg()),
-                        "ingest": {"events": n_events, "busy_at_end": busy_at_end, "settled_s": settled_s,
-                                   "failed": c.failed_counts(c.redis_client())}})
-                    rows += r
-                    phases.append(ph)
-                    print_phase(ph)
-                peaks = workers.peaks()
-            print(f"  celery workers peak RSS: parent {peaks['parent'] / 1024:.0f} MiB, child "
-                  f"{peaks['child'] / 1024:.0f} MiB; task failures/retries: {c.failed_counts(c.redis_client()) or 'none'}")
-            server_rss = c._status_kb(server.pid, "VmHWM")
-            print(f"  API server peak RSS {server_rss / 1024:.0f} MiB")
-        finally:
-            stop_server(server)
-            engine.dispose()
-
-    print(f"\nAPI latency, {args.patients} seeded patients, imn-monitor api (uvicorn, 1 process), readers = "
-          f"concurrent keep-alive clients (asyncio + httpx, one process), {args.duration:.0f} s per phase:")
-    print(c.table(["condition", "readers", "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",
+    print(f"\nServer CPU per request, {args.patients} seeded patients, one client, one request at a time, no ingest "
+          f"(utime + stime of every server process / requests):")
+    print(c.table(["server", "endpoint", "requests", "server CPU ms/req", "mean latency ms"],
+                  [[str(r["config"]), str(r["endpoint"]), str(r["requests"]), f"{r['server_cpu_ms_per_request']:.2f}",
+                    f"{r['mean_ms']:.2f}"] for r in cpu_rows]))
+    print(f"\nAPI latency, readers = concurrent keep-alive clients (asyncio + httpx, one process), "
+          f"{args.duration:.0f} s per phase:")
+    print(c.table(["server", "condition", "readers", "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",
                    "max ms", "errors"],
-                  [[str(r["condition"]), str(r["readers"]), str(r["endpoint"]), str(r["requests"]),
+                  [[str(r["config"]), str(r["condition"]), str(r["readers"]), str(r["endpoint"]), str(r["requests"]),
                     f"{r['req_per_s']:,.1f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['p99_ms']:.1f}",
                     f"{r['max_ms']:.1f}", str(r["errors"])] for r in rows]))
     print("\nCPU per phase, in cores (2 on this machine):")
-    print(c.table(["condition", "readers", "req/s", "server CPU ms/req", "API server", "client", "celery workers",
-                   "PostgreSQL (all)", "machine busy", "ingest busy at end", "load 1-min"],
-                  [[str(p["condition"]), str(p["readers"]), f"{p['req_per_s']:,.0f}",
+    print(c.table(["server", "condition", "readers", "req/s", "server CPU ms/req", "API server", "client",
+                   "celery workers", "PostgreSQL (all)", "machine busy", "ingest busy at end", "load 1-min"],
+                  [[str(p["config"]), str(p["condition"]), str(p["readers"]), f"{p['req_per_s']:,.0f}",
                     f"{p['server_cpu_ms_per_request']:.1f}" if p["server_cpu_ms_per_request"] else "-",
                     f"{p['cpu_cores']['server']:.2f}", f"{p['cpu_cores']['client']:.2f}",
                     f"{p['cpu_cores']['workers']:.2f}", f"{p['cpu_cores']['postgres']:.2f}",
@@ -514,11 +638,15 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         meta = {"bench": "api", "machine": machine, "patients": args.patients, "seed": seed,
                 "as_of": args.as_of.isoformat(), "seeded": {k: v for k, v in seeded.items()},
-                "duration_s": args.duration, "ingest_patients": args.ingest_patients,
+                "head": head_commit, "head_dirty": dirty, "baseline": args.baseline if baseline_commit else None,
+                "baseline_commit": baseline_commit, "configs": [cf.__dict__ for cf in configs],
+                "duration_s": args.duration, "cpu_requests": args.cpu_requests,
+                "ingest_patients": args.ingest_patients,
                 "ingest_workers": args.ingest_workers, "alerts_params": ALERTS_PARAMS,
                 "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
                 "finished_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        args.json.write_text(json.dumps({"meta": meta, "rows": rows, "phases": phases}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"meta": meta, "cpu_per_request": cpu_rows, "rows": rows,
+                                         "phases": phases}, indent=2) + "\n")
         print(f"wrote {args.json}")
 
 

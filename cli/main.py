@@ -387,17 +387,26 @@ class Role(str, Enum):
 
 @app.command()
 def api(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(min=0, max=65535)] = 8000) -> None:
+        port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+        workers: Annotated[int, typer.Option(min=1, max=64, help="server processes (the API keeps no state: "
+                                             "each builds its runtime from the same settings)")] = 1) -> None:
     """Serve the HTTP feed (FastAPI on uvicorn): ingestion, alerts, patients, stream, FHIR, metrics."""
     import uvicorn
 
     from feed import create_app
 
-    rt = _runtime()
+    rt = _runtime()  # migrates once here, before any worker starts
     typer.echo(f"HTTP feed on http://{host}:{port} (database {rt.engine.url.render_as_string(hide_password=True)}, "
-               f"{'embedded' if rt.settings.embedded else 'broker'} mode); OpenAPI at /docs")
+               f"{'embedded' if rt.settings.embedded else 'broker'} mode, {workers} process(es)); OpenAPI at /docs")
     # proxy headers are honoured by the app, from IMN_TRUSTED_PROXIES only (uvicorn would trust 127.0.0.1)
-    uvicorn.run(create_app(rt), host=host, port=port, log_level="info", proxy_headers=False)
+    if workers == 1:
+        uvicorn.run(create_app(rt), host=host, port=port, log_level="info", proxy_headers=False)
+        return
+    # several processes sharing the listening socket: uvicorn imports the factory in each one, which
+    # builds that process's runtime from the same settings (environment, .env)
+    rt.engine.dispose()
+    uvicorn.run("feed.app:create_app", factory=True, workers=workers, host=host, port=port, log_level="info",
+                proxy_headers=False)
 
 
 @keys_app.command("create")

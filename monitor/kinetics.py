@@ -16,7 +16,7 @@ Method (titer_kinetics):
   latest value means the titer is rising (state `rising`). A single spike above the true peak would
   hide the decline behind it, so the highest earlier value is tried as the start as well, and kept
   when the leave-one-out test below rejects exactly the spike.
-- Model: ln(titer) = a + b x days, ordinary least squares (scipy.stats.linregress). An assay's
+- Model: ln(titer) = a + b x days, ordinary least squares. An assay's
   error is multiplicative (a coefficient of variation), so it is additive and roughly normal on the
   log scale, and a first-order (exponential) decline is a straight line there: the t-based
   intervals of OLS are then exact even for three to six values, which is all a course has. Theil-Sen
@@ -49,7 +49,7 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from monitor.courses import REGIMENS, TreatmentCourse, current_course
 from monitor.events import LabResult
@@ -303,16 +303,35 @@ def _until_floor(window: list[LabResult], fit_idx: list[int]) -> list[int]:
     return [i for i in fit_idx if i <= first]
 
 
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line: what scipy.stats.linregress returns for them,
+    without its argument handling, which cost ~100 us a call, and a summary makes up to a dozen calls
+    (the leave-one-out test): half of GET /patients/{id}'s CPU (bench/api.py)."""
+    mean_x, mean_y = x.mean(), y.mean()
+    dx = x - mean_x
+    slope = float(dx @ (y - mean_y)) / float(dx @ dx)
+    return slope, float(mean_y - slope * mean_x)
+
+
+def _t_sf(t: float, df: int) -> float:
+    """Student's t survival function: scipy.stats.t.sf's own special function, called directly."""
+    return float(special.stdtr(df, -t))
+
+
+def _t_ppf(q: float, df: int) -> float:
+    return float(special.stdtrit(df, q))
+
+
 def _ols(x: np.ndarray, y: np.ndarray, origin: date) -> Fit:
-    res = stats.linregress(x, y)
+    slope, intercept = _line(x, y)
     n = len(x)
-    residuals = y - (res.intercept + res.slope * x)
+    residuals = y - (intercept + slope * x)
     df = n - 2
     sd = math.sqrt(float(residuals @ residuals) / df) if df > 0 else 0.0
     mean_x = float(x.mean())
     sxx = float(((x - mean_x) ** 2).sum())
-    t_crit = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) if df > 0 else math.inf
-    return Fit(origin, float(res.slope), float(res.intercept), n, mean_x, sxx, sd, t_crit)
+    t_crit = _t_ppf(0.5 + CONFIDENCE / 2, df) if df > 0 else math.inf
+    return Fit(origin, slope, intercept, n, mean_x, sxx, sd, t_crit)
 
 
 def _outlier(x: np.ndarray, y: np.ndarray) -> int | None:
@@ -331,20 +350,20 @@ def _outlier(x: np.ndarray, y: np.ndarray) -> int | None:
         xs, ys = x[keep], y[keep]
         if len(np.unique(xs)) < 2:
             continue
-        res = stats.linregress(xs, ys)
-        resid = ys - (res.intercept + res.slope * xs)
+        slope, intercept = _line(xs, ys)
+        resid = ys - (intercept + slope * xs)
         df = n - 3
         s = math.sqrt(float(resid @ resid) / df)
         mean = float(xs.mean())
         se = s * math.sqrt(1 + 1 / (n - 1) + (x[i] - mean) ** 2 / float(((xs - mean) ** 2).sum()))
-        gap = float(y[i] - (res.intercept + res.slope * x[i]))
+        gap = float(y[i] - (intercept + slope * x[i]))
         if abs(gap) < 1e-9:
             continue
         scores[i] = math.inf if se == 0 else abs(gap) / se
     worst = int(np.argmax(scores))
     if scores[worst] == 0:
         return None
-    p = 2 * float(stats.t.sf(scores[worst], n - 3)) if math.isfinite(scores[worst]) else 0.0
+    p = 2 * _t_sf(float(scores[worst]), n - 3) if math.isfinite(scores[worst]) else 0.0
     return worst if p * n < OUTLIER_ALPHA else None
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage import user_sessions
@@ -72,11 +75,80 @@ def create_key(s: Session, name: str, role: str, now: datetime | None = None) ->
 
 def authenticate(s: Session, token: str | None) -> ApiKey | None:
     """The active key whose token this is; None for an unknown, malformed or revoked one."""
-    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+    if not _plausible(token):
         return None
+    assert token is not None
     row = s.execute(select(_keys).where(_keys.c.key_hash == hash_token(token),
                                         _keys.c.revoked_at.is_(None))).one_or_none()
     return _key(row) if row is not None else None
+
+
+class KeyCache:
+    """Keys recently found valid, by token hash, kept for `ttl` seconds (one per API process).
+
+    Without it every request opened a session of its own (a pooled connection, its liveness ping,
+    BEGIN, the query, COMMIT) just to look its key up: an empty session alone took ~1.1 ms of CPU on
+    the benchmark machine (docs/performance.md section 3).
+
+    What that costs: a key revoked by another process (the CLI, another API worker) keeps working in
+    this process for at most `ttl` seconds; a key revoked through this process (`revoke` below) stops
+    at once, in every cache of the process. Only valid keys are kept (an unknown or revoked token is
+    looked up every time), at most `max_size` of them.
+    """
+
+    def __init__(self, ttl: float = 2.0, max_size: int = 1024, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.max_size, self.clock = ttl, max_size, clock
+        self._keys: dict[str, tuple[ApiKey, float, int]] = {}  # hash -> (key, valid until, generation)
+        self._lock = threading.Lock()
+
+    def cached(self, token: str | None) -> ApiKey | None:
+        """The key of this token if the cache holds it, fresh; None otherwise (look it up)."""
+        if not _plausible(token):
+            return None
+        hit = self._keys.get(hash_token(token))  # type: ignore[arg-type]
+        if hit is not None and hit[1] > self.clock() and hit[2] == _generation:
+            return hit[0]
+        return None
+
+    def authenticate(self, lookup: Callable[[str], ApiKey | None], token: str | None) -> ApiKey | None:
+        """The key of this token: from the cache while fresh, else `lookup(token)` (a database
+        lookup, e.g. `authenticate` in a session), cached when valid."""
+        if not _plausible(token):
+            return None
+        assert token is not None
+        key = self.cached(token)
+        if key is not None:
+            return key
+        digest, now = hash_token(token), self.clock()
+        if self.ttl <= 0:
+            return lookup(token)
+        generation = _generation  # read before the lookup: a revocation meanwhile voids this entry
+        key = lookup(token)
+        with self._lock:
+            if key is None:
+                self._keys.pop(digest, None)
+            else:
+                if len(self._keys) >= self.max_size:
+                    self._keys.clear()
+                self._keys[digest] = (key, now + self.ttl, generation)
+        return key
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+# bumped by every revocation in this process: entries cached before it are not used again
+_generation = 0
+
+
+def _bump_generation() -> None:
+    global _generation
+    _generation += 1
+
+
+def _plausible(token: str | None) -> bool:
+    return token is not None and token.startswith(TOKEN_PREFIX) and len(token) <= 200
 
 
 def revoke(s: Session, key: int | str, now: datetime | None = None) -> ApiKey:
@@ -96,6 +168,8 @@ def revoke(s: Session, key: int | str, now: datetime | None = None) -> ApiKey:
     if found.revoked_at is not None:
         return found
     when = now or datetime.now(UTC)
+    _bump_generation()  # this process's key caches stop trusting what they hold: now, and after the
+    event.listen(s, "after_commit", lambda _s: _bump_generation(), once=True)  # commit (a lookup between)
     s.execute(update(_keys).where(_keys.c.id == found.id).values(revoked_at=when))
     user_sessions.revoke_for_key(s, found.id, when)  # the page's sessions opened with it end too
     return ApiKey(found.id, found.name, found.role, found.prefix, found.created_at, when)

@@ -70,27 +70,32 @@ def alert_detail(s: Session, alert_id: int) -> dict[str, Any] | None:
     return out
 
 
-def patient_view(s: Session, patient_id: str) -> dict[str, Any] | None:
-    """The patient's row (state, risk, summary), open alerts and event counts; None when unknown."""
-    row = s.execute(select(_patients).where(_patients.c.patient_id == patient_id)).one_or_none()
+def patient_view(s: Session, patient_id: str, stored_summary: bool = True) -> dict[str, Any] | None:
+    """The patient's row (state, risk, summary), open alerts and event counts; None when unknown.
+    `stored_summary=False` leaves the stored summary out (the feed's summary computes its own)."""
+    cols = [c for c in _patients.c if stored_summary or c.name != "summary"]
+    row = s.execute(select(*cols).where(_patients.c.patient_id == patient_id)).one_or_none()
     if row is None:
         return None
     out = row_as_dict(row._mapping)
     out["pending_reassessment"] = row.dirty_since is not None
     out["open_alerts"] = list_alerts(s, patient_id=patient_id, status="open")
+    # one pass over the patient's event rows: current ones by kind and status, and every version
     counts = s.execute(
-        select(_events.c.kind, _events.c.status, func.count())
-        .where(_events.c.patient_id == patient_id, _events.c.is_current.is_(True))
-        .group_by(_events.c.kind, _events.c.status)
+        select(_events.c.kind, _events.c.status, _events.c.is_current, func.count())
+        .where(_events.c.patient_id == patient_id)
+        .group_by(_events.c.kind, _events.c.status, _events.c.is_current)
     )
     by_kind: dict[str, int] = {}
-    retracted = 0
-    for kind, status, n in counts:
+    retracted = versions = 0
+    for kind, status, current, n in counts:
+        versions += n
+        if not current:
+            continue
         if status == "entered-in-error":
             retracted += n
         else:
             by_kind[kind] = by_kind.get(kind, 0) + n
-    versions = s.execute(select(func.count()).where(_events.c.patient_id == patient_id)).scalar_one()
     out["events"] = {"current": by_kind, "retracted": retracted, "versions": versions}
     return out
 

@@ -202,7 +202,7 @@ def patient_summary(rt: Runtime, patient_id: str, as_of: date | None = None,
     if s is None:
         with session(rt.engine, write=False) as own:
             return patient_summary(rt, patient_id, as_of, own)
-    stored = views.patient_view(s, patient_id)
+    stored = views.patient_view(s, patient_id, stored_summary=False)  # assessed anew below
     if stored is None:
         return None
     timeline = repo.load_timeline(s, patient_id)

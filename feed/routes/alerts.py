@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime, time
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from feed import queries
 from feed.auth import AUTH_RESPONSES, clinician_key
-from feed.deps import get_runtime, read_session
+from feed.deps import get_runtime, reading
+from feed.responses import JSON
 from feed.schemas import (
     AcknowledgeBody,
     AssignBody,
@@ -68,10 +68,10 @@ def _since(value: str | None) -> datetime | None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from None
 
 
-@router.get("/alerts", responses={400: {"description": "invalid cursor or since"}})
+@router.get("/alerts", response_model=dict[str, Any], responses={400: {"description": "invalid cursor or since"}})
 def list_alerts(
-    s: Session = Depends(read_session),
-    _: ApiKey = Depends(clinician_key),
+    request: Request,
+    _: Annotated[ApiKey, Depends(clinician_key)],
     patient: Annotated[Storable | None, Query(max_length=64, description="patient id")] = None,
     rule: Rule | None = None,
     severity: Severity | None = None,
@@ -82,25 +82,27 @@ def list_alerts(
     order: Order = Order.desc,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Alerts, one page at a time. Sort by severity (then raised_at), raised_at or updated_at, with
     the alert id as the last tie-breaker; `next_cursor` is null on the last page. A cursor is only
     valid with the same filters, sort and order."""
     flt = queries.AlertFilter(patient, rule.value if rule else None, severity.value if severity else None,
                               status_.value if status_ else None, _since(since))
     try:
-        return queries.alert_page(s, flt, sort.value, order.value, limit, cursor)
+        with reading(request) as s:
+            return JSON(queries.alert_page(s, flt, sort.value, order.value, limit, cursor))
     except queries.CursorError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from None
 
 
-@router.get("/alerts/{alert_id}", responses={404: {"description": "no such alert"}})
-def get_alert(alert_id: Id, s: Session = Depends(read_session), _: ApiKey = Depends(clinician_key)) -> dict[str, Any]:
+@router.get("/alerts/{alert_id}", response_model=dict[str, Any], responses={404: {"description": "no such alert"}})
+def get_alert(alert_id: Id, request: Request, _: Annotated[ApiKey, Depends(clinician_key)]) -> Response:
     """One alert with its evidence, reference and audit history (oldest first)."""
-    out = views.alert_detail(s, alert_id)
+    with reading(request) as s:
+        out = views.alert_detail(s, alert_id)
     if out is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such alert")
-    return out
+    return JSON(out)
 
 
 _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {

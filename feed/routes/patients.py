@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from feed.auth import AUTH_RESPONSES, clinician_key
-from feed.deps import get_runtime, read_session
+from feed.deps import get_runtime, reading
+from feed.responses import JSON
 from feed.schemas import Storable, check_as_of
 from storage import repository as repo
 from storage import views
@@ -21,50 +22,53 @@ PatientId = Annotated[Storable, Path(min_length=1, max_length=64)]
 
 
 def _stored(s: Session, patient_id: str) -> dict[str, Any]:
-    stored = views.patient_view(s, patient_id)
+    stored = views.patient_view(s, patient_id, stored_summary=False)  # only whether it exists
     if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such patient")
     return stored
 
 
-@router.get("/patients/{patient_id}", responses={400: {"description": "as_of out of range"}})
+@router.get("/patients/{patient_id}", response_model=dict[str, Any],
+            responses={400: {"description": "as_of out of range"}})
 def patient_summary(
-    patient_id: PatientId, request: Request, s: Session = Depends(read_session),
-    _: ApiKey = Depends(clinician_key),
+    patient_id: PatientId, request: Request,
+    _: Annotated[ApiKey, Depends(clinician_key)],
     as_of: Annotated[date | None, Query(description="assess as of this date (default: the patient's last "
                                                     "assessment date, else today)")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Remission state, risk category, active therapies, latest values (canonical units), treatment
     courses with their outcomes, the anti-PLA2R kinetics of the current course (half-life, projected
     dates below 14 and 2 RU/mL) and open alerts, from an assessment of the stored timeline."""
     check_as_of(as_of)
-    found = service.patient_summary(get_runtime(request), patient_id, as_of, s)
+    with reading(request) as s:
+        found = service.patient_summary(get_runtime(request), patient_id, as_of, s)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such patient")
     stored = found.stored
-    return {**found.assessment.summary(), "anti_pla2r_kinetics": found.kinetics.as_dict(),
+    return JSON({**found.assessment.summary(), "anti_pla2r_kinetics": found.kinetics.as_dict(),
             "open_alerts": stored["open_alerts"], "events": stored["events"],
             "pending_reassessment": stored["pending_reassessment"],
             "last_assessed_at": stored.get("last_assessed_at"), "last_as_of": stored.get("last_as_of"),
             "stored_remission_state": stored.get("remission_state"),
-            "stored_risk_category": stored.get("risk_category")}
+            "stored_risk_category": stored.get("risk_category")})
 
 
-@router.get("/patients/{patient_id}/timeline")
-def patient_timeline(patient_id: PatientId, s: Session = Depends(read_session),
-                     _: ApiKey = Depends(clinician_key)) -> dict[str, Any]:
+@router.get("/patients/{patient_id}/timeline", response_model=dict[str, Any])
+def patient_timeline(patient_id: PatientId, request: Request,
+                     _: Annotated[ApiKey, Depends(clinician_key)]) -> Response:
     """Usable lab results (clinical order, canonical units), medications and preliminary results."""
-    _stored(s, patient_id)
-    t = repo.load_timeline(s, patient_id)
+    with reading(request) as s:
+        _stored(s, patient_id)
+        t = repo.load_timeline(s, patient_id)
 
     def lab(r: Any) -> dict[str, Any]:
         return {"analyte": r.analyte, "value": r.value, "unit": r.unit, "comparator": r.comparator,
                 "effective_at": r.effective_at.isoformat(), "status": r.status}
 
-    return {"patient_id": patient_id,
+    return JSON({"patient_id": patient_id,
             "labs": [lab(r) for r in t.labs],
             "medications": [{"drug": m.drug, "dose": m.dose, "unit": m.unit, "route": m.route,
                              "frequency": m.frequency, "start": m.start.isoformat(),
                              "end": m.end.isoformat() if m.end else None, "status": m.status}
                             for m in t.medications],
-            "preliminary": [lab(r) for r in t.preliminary]}
+            "preliminary": [lab(r) for r in t.preliminary]})

@@ -9,16 +9,17 @@ preliminary ones are kept but not used.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from operator import attrgetter
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Literal, NamedTuple
 
 from monitor.events import STATUS_RANK, USABLE_STATUSES, LabResult, MedicationEvent, Patient
 from monitor.proteinuria import proteinuria_series
 
 AnyEvent = Patient | LabResult | MedicationEvent
-_EPOCH = datetime(1, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 _ARRAYS_MEMO_SIZE = 32  # Timeline.arrays memoises at most this many series per timeline
 
 
@@ -26,8 +27,43 @@ def version_key(status: str | None, recorded_at: datetime | None, content_hash: 
     """Which version of one identity wins: the highest key (the one definition; storage.event_store
     computes `is_current` with it from stored columns). Status first (entered-in-error > corrected >
     final > preliminary), then recorded_at (none = oldest), then the content hash, so the choice is
-    deterministic whatever the arrival order."""
+    deterministic whatever the arrival order. Storage keeps out a second final of a result that says something
+    else (judge_final), so between finals a later recorded_at decides for patient and medication
+    records; for results only in timelines built from events that were never stored."""
     return STATUS_RANK.get(status or "final", 1), recorded_at or _EPOCH, content_hash
+
+
+def result_fact(result: LabResult) -> tuple[str, str, datetime, str | None, float]:
+    """What a result says clinically (patient, analyte, time, comparator, canonical value), not how it
+    was reported: 3.5 g/dL and 35 g/L of one result are the same fact."""
+    return result.patient_id, result.analyte, result.effective_at, result.comparator, result.value
+
+
+FinalVerdict = Literal["version", "repeat", "conflict"]
+
+
+def judge_final(new: AnyEvent, earlier: Sequence[AnyEvent]) -> tuple[FinalVerdict, LabResult | None]:
+    """How a new version of a result relates to the versions of its identity already held (`earlier`,
+    in arrival order), before it is stored.
+
+    A result changes value only by a correction (HL7 OBX-11 C, FHIR amended/corrected) or a
+    retraction. So a *final* lab result that says something else than an earlier final of the same
+    identity is a "conflict": it must not replace that final (it would by a later recorded_at) nor be
+    taken for a correction; the caller quarantines it and keeps the earlier one (returned: the
+    version in force). A final that says what an earlier final or correction already says (the same
+    value in another unit, a re-delivery) is a "repeat". Anything else — a first version, a
+    correction, a retraction, a final after a preliminary, a patient or medication record — is a new
+    "version", ordered by version_key. (Issue 12, item 4.)"""
+    if not isinstance(new, LabResult) or new.status != "final":
+        return "version", None
+    usable = [e for e in earlier if isinstance(e, LabResult) and e.status in USABLE_STATUSES]
+    fact = result_fact(new)
+    for e in usable:
+        if result_fact(e) == fact:
+            return "repeat", e
+    if any(e.status == "final" for e in usable):
+        return "conflict", max(usable, key=event_version_key)
+    return "version", None
 
 
 def event_version_key(event: AnyEvent) -> tuple[int, datetime, str]:
@@ -78,7 +114,7 @@ class SeriesArrays(NamedTuple):
     ascending: bool
 
     @classmethod
-    def of(cls, results: Sequence[LabResult]) -> "SeriesArrays":
+    def of(cls, results: Sequence[LabResult]) -> SeriesArrays:
         days = tuple(_days(results))
         return cls(days, tuple(map(_value, results)), list(days) == sorted(days))
 
@@ -128,12 +164,12 @@ class Timeline:
     _derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def build(cls, patient_id: str, events: Iterable[AnyEvent]) -> "Timeline":
+    def build(cls, patient_id: str, events: Iterable[AnyEvent]) -> Timeline:
         versions = current_versions(e for e in events if e.patient_id == patient_id)
         return cls.of_current(patient_id, versions.values())
 
     @classmethod
-    def of_current(cls, patient_id: str, events: Iterable[AnyEvent]) -> "Timeline":
+    def of_current(cls, patient_id: str, events: Iterable[AnyEvent]) -> Timeline:
         """The timeline of events already reduced to their current version (storage keeps that as
         `is_current`, so it skips current_versions): which of them the rules may read."""
         patient = None
@@ -156,7 +192,7 @@ class Timeline:
     @classmethod
     def _make(cls, patient_id: str, patient: Patient | None, labs: Iterable[LabResult],
               meds: Iterable[MedicationEvent], preliminary: Iterable[LabResult] = (),
-              presorted: bool = False) -> "Timeline":
+              presorted: bool = False) -> Timeline:
         # presorted: the caller filtered an already ordered timeline (until), so the order holds and
         # the sort keys (which compute identities, a hash for events without source_id) are skipped
         if presorted:
@@ -177,14 +213,14 @@ class Timeline:
             _by_analyte={k: tuple(v) for k, v in by_analyte.items()},
         )
 
-    def until(self, as_of: date) -> "Timeline":
+    def until(self, as_of: date) -> Timeline:
         """What was knowable on `as_of`: events dated after it are dropped.
 
         A course that started by `as_of` is kept whole; whoever reads it counts only days <= as_of.
         """
         # fast path (the nightly case): every lab is timed before as_of's UTC midnight, so its date in
         # any offset (<= +14 h) is <= as_of, and no course starts later: nothing to drop
-        midnight = datetime.combine(as_of, time(), timezone.utc)
+        midnight = datetime.combine(as_of, time(), UTC)
         if (all(not s or s[-1].effective_at < midnight for s in (self.labs, self.preliminary))
                 and (not self.medications or self.medications[-1].start <= as_of)):
             return self

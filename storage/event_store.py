@@ -28,8 +28,9 @@ from monitor.events import (
     Patient,
     construct_trusted,
 )
-from monitor.timeline import Timeline, version_key
+from monitor.timeline import Timeline, judge_final, version_key
 from storage._sql import chunks, in_list, is_postgres, upsert
+from storage.inbox import QuarantineItem
 from storage.models import EventRow, PatientRow
 
 log = logging.getLogger("imn.storage")
@@ -44,10 +45,12 @@ INSERT_CHUNK = 1000
 @dataclass
 class StoreResult:
     accepted: int = 0  # first version of a new identity
-    duplicate: int = 0  # exact repeat (same identity and content): nothing stored
+    duplicate: int = 0  # a repeat (same identity and content, or a final saying what is stored): nothing stored
     corrected: int = 0  # a new version of a known identity (correction, amendment, final after preliminary)
     retracted: int = 0  # an entered-in-error version
     patients: set[str] = field(default_factory=set)  # patients with new rows (marked dirty)
+    # a final result contradicting an earlier final of its identity: not stored, to be quarantined
+    quarantined: list[QuarantineItem] = field(default_factory=list)
 
     @property
     def stored(self) -> int:
@@ -113,12 +116,21 @@ def store_events(s: Session, inbox_id: int | None, events: list[AnyEvent], now: 
 
     dirty_marks = _lock_patients(s, sorted({n.event.patient_id for n in batch.values()}), now)
     old = _existing_versions(s, sorted({n.identity for n in batch.values()}))
+    held = _held_results(s, batch, old)
 
     fresh: list[_New] = []
     per_identity: dict[str, list[_New]] = defaultdict(list)
     for key, n in batch.items():
         if key[1] in old.get(key[0], {}):
             result.duplicate += 1
+            continue
+        earlier = held.get(n.identity, []) + [m.event for m in per_identity.get(n.identity, [])]
+        verdict, kept = judge_final(n.event, earlier)
+        if verdict == "repeat":
+            result.duplicate += 1
+            continue
+        if verdict == "conflict" and isinstance(n.event, LabResult) and isinstance(kept, LabResult):
+            result.quarantined.append(_conflict_item(n, kept))
             continue
         known = bool(old.get(n.identity)) or bool(per_identity.get(n.identity))
         if n.event.status == "entered-in-error":
@@ -162,6 +174,47 @@ def store_events(s: Session, inbox_id: int | None, events: list[AnyEvent], now: 
     _mark_dirty(s, touched, dirty_marks, now)
     result.patients = touched
     return result
+
+
+def _held_results(s: Session, batch: dict[tuple[str, str], _New],
+                  old: dict[str, dict[str, _Old]]) -> dict[str, list[AnyEvent]]:
+    """The stored final and corrected versions (in version order) of the identities for which a new
+    final lab result arrives: what judge_final compares it with. Read only for those (rare: a
+    re-delivery with the same content is a duplicate by its hash before this)."""
+    wanted = sorted({
+        n.identity for key, n in batch.items()
+        if isinstance(n.event, LabResult) and n.event.status == "final" and key[1] not in old.get(n.identity, {})
+        and any(o.status in ("final", "corrected") for o in old.get(n.identity, {}).values())
+    })
+    found: dict[str, list[AnyEvent]] = defaultdict(list)
+    c = _events.c
+    for part in chunks(wanted):
+        rows = s.execute(
+            select(c.identity, c.kind, c.payload)
+            .where(in_list(s, c.identity, part), c.status.in_(("final", "corrected")))
+            .order_by(c.identity, c.version)
+        )
+        for identity, kind, payload in rows:
+            found[identity].append(event_from_payload(kind, payload))
+    return found
+
+
+def _conflict_item(n: _New, kept: LabResult) -> QuarantineItem:
+    new = n.event
+    assert isinstance(new, LabResult)
+    reason = (f"conflicts with an earlier final result of the same identity ({n.identity}): "
+              f"{_shown(new)} where {_shown(kept)} is stored for {new.effective_at.isoformat()}; "
+              "the stored result is kept. Send a changed result as a correction "
+              "(HL7 OBX-11 C, FHIR status corrected or amended, NDJSON/CSV status corrected)")
+    return QuarantineItem(None, "status", new.status, reason, json.dumps(n.payload, separators=(",", ":")))
+
+
+def _shown(r: LabResult) -> str:
+    # full precision: two values that differ must not read the same in the reason
+    value = f"{r.comparator or ''}{r.value:.15g} {r.unit}"
+    if r.reported_unit is None or r.reported_value is None:
+        return value
+    return f"{value} (reported {r.reported_value:.15g} {r.reported_unit})"
 
 
 def _lock_patients(s: Session, patient_ids: list[str], now: datetime) -> dict[str, datetime | None]:

@@ -213,6 +213,7 @@ def process_inbox(rt: Runtime, inbox_id: int) -> IngestCounts | None:
         offset = row.line_offset or 0
         items = [repo.QuarantineItem(r.line + offset if r.line is not None else None, r.field, r.value,
                                      r.reason, r.raw) for r in result.rejected]
+        items += stored.quarantined  # finals that contradict a stored final (storage found them)
         repo.quarantine_items(s, inbox_id, items)
         counts = IngestCounts(stored.accepted, stored.duplicate, stored.corrected, stored.retracted,
                               len(items), set(stored.patients))

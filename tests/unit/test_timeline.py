@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from monitor.timeline import Timeline
+from monitor.timeline import Timeline, judge_final
 from tests.unit.rules.builders import PID, day, lab, med, patient
 
 
@@ -46,6 +46,29 @@ def test_correction_supersedes_and_a_late_final_does_not_win_back() -> None:
                    [late_final, corrected, final]):
         t = Timeline.build(PID, events)
         assert [r.value for r in t.labs] == [23]
+
+
+def test_judge_final_only_a_correction_changes_a_final_value() -> None:
+    final = albumin(30, on=1, source="lab", source_id="X")
+    other = albumin(35, on=1, source="lab", source_id="X")
+    assert judge_final(final, []) == ("version", None)
+    assert judge_final(other, [final]) == ("conflict", final)  # a second final, another value
+    in_g_dl = lab(PID, "serum_albumin", 3.0, "g/dL", 1, source="lab", source_id="X")
+    assert judge_final(in_g_dl, [final]) == ("repeat", final)  # the same value in another unit
+    moved = albumin(30, on=2, source="lab", source_id="X")  # another time is another fact too
+    assert judge_final(moved, [final])[0] == "conflict"
+    fixed = albumin(35, on=1, source="lab", source_id="X", status="corrected")
+    assert judge_final(fixed, [final]) == ("version", None)  # a correction is one
+    assert judge_final(other, [final, fixed]) == ("repeat", fixed)  # it says what the correction says
+    assert judge_final(albumin(40, on=1, source="lab", source_id="X"), [final, fixed]) == ("conflict", fixed)
+    prelim = albumin(28, on=1, source="lab", source_id="X", status="preliminary")
+    assert judge_final(final, [prelim]) == ("version", None)  # a final after a preliminary
+    assert judge_final(final, [fixed]) == ("version", None)  # an original arriving after its correction
+    gone = albumin(30, on=1, source="lab", source_id="X", status="entered-in-error")
+    assert judge_final(gone, [final]) == ("version", None)
+    # patient and medication records change by new versions: never judged
+    assert judge_final(med(PID, "rituximab", 1, 500, "mg", source="ph", source_id="A"),
+                       [med(PID, "rituximab", 1, 1000, "mg", source="ph", source_id="A")]) == ("version", None)
 
 
 def test_a_later_correction_beats_an_earlier_one() -> None:

@@ -95,16 +95,28 @@ def test_correction_is_a_new_version_and_becomes_current(engine) -> None:  # typ
         assert [x.value for x in t.labs] == [5.1]
 
 
-def test_same_status_later_arrival_wins_even_in_one_batch(engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_final_with_another_value_is_quarantined_even_in_one_batch(engine) -> None:  # type: ignore[no-untyped-def]
+    # a final changes only by a correction: another final of the same result with another value used
+    # to win by arrival and count as "corrected"; it is refused and the first value stays
     a = lab(source="lis", source_id="R9", value=40)
     b = lab(source="lis", source_id="R9", value=45)
     with session(engine) as s:
         r = repo.store_events(s, None, [a, b], T0)
-    assert (r.accepted, r.corrected) == (1, 1)
+    assert (r.accepted, r.corrected, r.duplicate) == (1, 0, 0)
+    assert [(q.field, q.value) for q in r.quarantined] == [("status", "final")]
+    assert "earlier final result of the same identity (lab:lis:R9)" in r.quarantined[0].reason
     with session(engine) as s:
-        assert [x.value for x in repo.load_timeline(s, "P1").labs] == [45]
-    with session(engine) as s:  # the older content arriving again is a duplicate, not a new winner
-        assert repo.store_events(s, None, [a], T0 + timedelta(hours=1)).duplicate == 1
+        assert [x.value for x in repo.load_timeline(s, "P1").labs] == [40]
+    with session(engine) as s:  # and across batches; the first content again is a duplicate
+        r = repo.store_events(s, None, [b, a], T0 + timedelta(hours=1))
+        assert (r.accepted, r.corrected, r.duplicate, len(r.quarantined)) == (0, 0, 1, 1)
+        assert [x.value for x in repo.load_timeline(s, "P1").labs] == [40]
+        assert len(_events(s)) == 1
+    with session(engine) as s:  # after a correction, a final repeating the corrected value is nothing new
+        fixed = lab(source="lis", source_id="R9", value=45, status="corrected")
+        assert repo.store_events(s, None, [fixed], T0 + timedelta(hours=2)).corrected == 1
+        r = repo.store_events(s, None, [b, lab(source="lis", source_id="R9", value=50)], T0 + timedelta(hours=3))
+        assert (r.duplicate, len(r.quarantined)) == (1, 1)
         assert [x.value for x in repo.load_timeline(s, "P1").labs] == [45]
 
 

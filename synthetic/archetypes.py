@@ -631,6 +631,69 @@ def titer_falling_on_supportive_care(sim: PatientSim) -> None:
     sim.titers([0, *sim.schedule([(t1, 77, 91)])])
 
 
+def mycophenolate_slow_response(sim: PatientSim) -> None:
+    """Mycophenolate mofetil 1 g twice daily for 12 months with steroids, as in Branten AJ et al. Am J
+    Kidney Dis 2007;50:248 (there with methylprednisolone pulses and alternate-day prednisone; here
+    prednisone 0.5 mg/kg/d for 2 months, then 10 mg/d to month 6). Slow: proteinuria is still above
+    half its peak at 6 months, the seed review's evaluation point (course_non_response), and a
+    partial remission follows at 9-11 months (Branten: 66% remission by 12 months); the titer falls
+    to negative over 8-10 months."""
+    rng = sim.rng
+    _supportive(sim)
+    m = rng.randint(90, 180)
+    stop = m + 365
+    sim.med("mycophenolate", m, 1000.0, "mg", frequency="bid", end=stop)
+    sim.med("glucocorticoid", m, max(25.0, round(sim.weight * 0.5 / 5) * 5), "mg", frequency="qd", end=m + 59)
+    sim.med("glucocorticoid", m + 60, 10.0, "mg", frequency="qd", end=m + 182)
+    p0 = _u(sim, 5.0, 8.0)
+    # >= 0.85 x the start at 6 months: 0.85 x 0.76 (-2 SD) > 0.5 x 1.24 (a peak read +2 SD), so no
+    # partial remission can be confirmed by noise before the evaluation point
+    sim.proteinuria = curve((0, p0 * _u(sim, 0.9, 1.0)), (m, p0), (m + 90, p0 * _u(sim, 0.9, 1.0)),
+                            (m + 190, p0 * _u(sim, 0.85, 0.95)), (m + 300, _u(sim, 1.4, 2.0)),
+                            (m + 480, _u(sim, 0.7, 1.2)))
+    t0 = _positive_titer(sim, 30, 150)
+    sim.titer = curve((0, t0), (m, t0), (m + 150, t0 * 0.35), (m + 270, _u(sim, 4, 10)), (m + 400, _u(sim, 0.8, 4)))
+    _standard_follow_up(sim, m, stop)
+
+
+def acth_responder(sim: PatientSim) -> None:
+    """ACTH gel 80 IU subcutaneously twice weekly for 6 months (Hladunewich MA et al. NDT
+    2014;29:1570, 40 or 80 IU twice weekly in IMN); the seed review gives 55% remission at 9 months.
+    This patient responds: partial remission within 5 months, before the 6-month evaluation point;
+    the titer, when positive, falls to negative. Nothing to raise."""
+    rng = sim.rng
+    _supportive(sim)
+    a = rng.randint(90, 180)
+    stop = a + 182
+    for first in (a, a + 3):  # twice weekly: two weekly records, three days apart
+        sim.med("acth", first, 80.0, "iu", route="sc", frequency="qw", end=stop)
+    p0 = _u(sim, 5.0, 8.0)
+    sim.proteinuria = curve((0, p0 * _u(sim, 0.9, 1.0)), *_responding_proteinuria(sim, a, p0, lag=30))
+    sim.titer = _maybe_positive_titer(sim, a)
+    _standard_follow_up(sim, a, stop)
+
+
+def belimumab_falling_titer(sim: PatientSim) -> None:
+    """Belimumab 10 mg/kg IV every 4 weeks for two years, as in Barrett C et al. NDT 2020;35:599
+    (belimumab alone in primary MN: proteinuria 724 mg/mmol at baseline, 498 at week 28, 130 at
+    week 104): anti-PLA2R falls from the first months and is negative by 6 months, while proteinuria
+    falls slowly; at 28 weeks, the point at which the seed review's case was judged, there is no
+    remission yet (course_non_response), and a partial remission follows at 10-12 months."""
+    rng = sim.rng
+    _supportive(sim)
+    b = rng.randint(90, 150)
+    stop = b + 728
+    sim.med("belimumab", b, 10.0, "mg/kg", route="iv", frequency="q4w", end=stop)
+    p0 = _u(sim, 5.0, 8.0)
+    # as for mycophenolate: >= 0.85 x the start at the evaluation point (day 196), whatever the noise
+    sim.proteinuria = curve((0, p0 * _u(sim, 0.9, 1.0)), (b, p0), (b + 100, p0 * _u(sim, 0.9, 1.0)),
+                            (b + 205, p0 * _u(sim, 0.85, 0.95)), (b + 330, _u(sim, 1.5, 2.2)),
+                            (b + 540, _u(sim, 0.7, 1.3)))
+    t0 = _positive_titer(sim, 40, 150)
+    sim.titer = curve((0, t0), (b, t0), (b + 90, t0 * 0.4), (b + 180, _u(sim, 5, 11)), (b + 360, _u(sim, 0.8, 4)))
+    _standard_follow_up(sim, b, stop)
+
+
 def _rules(*ids: str) -> frozenset[str]:
     return frozenset(ids)
 
@@ -638,12 +701,12 @@ def _rules(*ids: str) -> frozenset[str]:
 ARCHETYPES: dict[str, Archetype] = {
     a.name: a
     for a in (
-        Archetype("quiet", "quiet", quiet.__doc__ or "", 0.42, _rules(), build=quiet),
-        Archetype("spontaneous_remission", "sprem", spontaneous_remission.__doc__ or "", 0.07, _rules(),
+        Archetype("quiet", "quiet", quiet.__doc__ or "", 0.41, _rules(), build=quiet),
+        Archetype("spontaneous_remission", "sprem", spontaneous_remission.__doc__ or "", 0.06, _rules(),
                   build=spontaneous_remission),
-        Archetype("rtx_responder", "rtxok", rituximab_responder.__doc__ or "", 0.05, _rules(),
+        Archetype("rtx_responder", "rtxok", rituximab_responder.__doc__ or "", 0.04, _rules(),
                   build=rituximab_responder),
-        Archetype("rtx_non_responder", "rtxnr", rituximab_non_responder.__doc__ or "", 0.04,
+        Archetype("rtx_non_responder", "rtxnr", rituximab_non_responder.__doc__ or "", 0.035,
                   _rules("rtx_non_response"), build=rituximab_non_responder),
         Archetype("rtx_b_cell_not_depleted", "bcell", b_cell_not_depleted.__doc__ or "", 0.04,
                   _rules("rtx_b_cell_not_depleted"), build=b_cell_not_depleted),
@@ -683,6 +746,12 @@ ARCHETYPES: dict[str, Archetype] = {
                   0.015, _rules("csa_renal_impairment"), build=cyclosporine_in_impaired_kidney_function),
         Archetype("titer_falling_supportive", "tifal", titer_falling_on_supportive_care.__doc__ or "", 0.015,
                   _rules("titer_falling_supportive"), build=titer_falling_on_supportive_care),
+        # the regimens of the seed review the outcome report had no course of
+        Archetype("mycophenolate_slow_response", "mmfsl", mycophenolate_slow_response.__doc__ or "", 0.015,
+                  _rules("course_non_response"), build=mycophenolate_slow_response),
+        Archetype("acth_responder", "acth", acth_responder.__doc__ or "", 0.01, _rules(), build=acth_responder),
+        Archetype("belimumab_falling_titer", "belim", belimumab_falling_titer.__doc__ or "", 0.01,
+                  _rules("course_non_response"), build=belimumab_falling_titer),
     )
 }
 BY_CODE: dict[str, Archetype] = {a.code: a for a in ARCHETYPES.values()}

@@ -345,3 +345,46 @@ def test_archetypes_rarely_raise_rules_they_do_not_expect(archetype: str) -> Non
     too_often = {r: n for r, n in counts.items() if n > (1 - MOST) * len(rows)}
     assert not too_often, (f"archetype {archetype} raises unexpected rules {too_often} "
                            f"(of {len(rows)} patients):\n{_describe(rows)}")
+
+
+# ---- the outcome report's regimens ---------------------------------------------------------------------
+END = START + timedelta(days=round(365.25 * YEARS))
+
+
+def test_the_default_cohort_has_a_course_of_every_regimen_but_glucocorticoid_alone() -> None:
+    """`imn-monitor report` on the demo lists a regimen as "not used" when no archetype gives it: each
+    regimen of the seed review has an archetype now (mycophenolate, ACTH and belimumab were missing);
+    a glucocorticoid alone is not a treatment of IMN that any archetype models."""
+    from monitor.courses import REGIMENS, SUPPORTIVE
+    from monitor.outcomes import outcomes_as_of
+
+    seen: set[str] = set()
+    for events in iter_cohort(200, START, YEARS):
+        timeline = _timeline(events[0]["patient_id"], events)
+        seen |= {o.regimen for o in outcomes_as_of(timeline, END)}
+    assert set(REGIMENS) - seen == {"glucocorticoid"}
+    assert SUPPORTIVE in seen
+
+
+# regimen, archetype, days from time zero by which every remission is confirmed: (not before, by)
+REMITS = [("mycophenolate", "mycophenolate_slow_response", (184, 400)), ("acth", "acth_responder", (60, 182)),
+          ("belimumab", "belimumab_falling_titer", (197, 420))]
+
+
+@pytest.mark.parametrize(("regimen", "archetype", "window"), REMITS, ids=[r for r, _, _ in REMITS])
+def test_the_new_regimens_archetypes_remit_when_modelled(regimen: str, archetype: str,
+                                                        window: tuple[int, int]) -> None:
+    """Slow partial remission after the evaluation point for mycophenolate (day 183) and belimumab (day
+    196, after an immunological remission), within 6 months for ACTH."""
+    from monitor.outcomes import outcomes_as_of
+
+    for i in range(PATIENTS_PER_ARCHETYPE):
+        events = generate_patient(10_000 + i, START, YEARS, archetype=archetype)
+        courses = [o for o in outcomes_as_of(_timeline(events[0]["patient_id"], events), END)
+                   if o.regimen == regimen]
+        assert len(courses) == 1, (events[0]["patient_id"], courses)
+        c = courses[0]
+        assert c.evaluable and c.remission is not None, c
+        assert window[0] <= (c.remission - c.start).days <= window[1], c
+        if regimen == "belimumab":
+            assert c.immunological_remission is not None and c.immunological_remission < c.remission, c

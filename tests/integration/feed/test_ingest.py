@@ -52,3 +52,15 @@ def test_wrong_media_type_empty_body_and_unknown_inbox(feed: Feed) -> None:
     assert feed.client.post("/ingest/ndjson", content=b"{}", headers={**h, "Content-Type": "text/csv"}).status_code == 415
     assert feed.client.post("/ingest/hl7v2", content=b"  \n", headers={**h, "Content-Type": "text/plain"}).status_code == 400
     assert feed.client.get("/inbox/987654", headers=h).status_code == 404
+
+
+def test_the_openapi_descriptions_name_what_each_ingest_route_reads(feed: Feed) -> None:
+    """/ingest/fhir reads the Observations of a DiagnosticReport (issue 12, item 7): its description
+    said Observation, MedicationAdministration/Statement and Patient only. And no description points
+    at a file outside the repository."""
+    spec = feed.client.get("/openapi.json")
+    assert spec.status_code == 200
+    fhir = spec.json()["paths"]["/ingest/fhir"]["post"]["description"]
+    for resource in ("Bundle", "Observation", "DiagnosticReport", "Patient", "MedicationAdministration"):
+        assert resource in fhir, fhir
+    assert "design.md" not in spec.text

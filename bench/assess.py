@@ -1,6 +1,6 @@
 """Benchmark of the pure engine: microseconds per assess() call on synthetic 5-year timelines.
 
-Not a test (design.md: "bench/ scripts print figures; no timed assertions in tests").
+Not a test: bench/ scripts print figures; the tests make no timed assertions.
 
     .venv/bin/python bench/assess.py [--patients 400] [--rounds 5] [--profile]
 
@@ -25,21 +25,22 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.assess import assess  # noqa: E402
-from monitor.egfr import egfr_series  # noqa: E402
-from monitor.events import LabResult, MedicationEvent, Patient  # noqa: E402
-from monitor.remission import remission_history  # noqa: E402
-from monitor.risk import risk_category  # noqa: E402
-from monitor.rules import RULES  # noqa: E402
-from monitor.rules.base import RuleContext  # noqa: E402
-from monitor.therapy import active_therapies, anti_cd20_courses  # noqa: E402
-from monitor.timeline import Timeline  # noqa: E402
+from monitor.assess import assess
+from monitor.egfr import egfr_series
+from monitor.events import LabResult, MedicationEvent, Patient
+from monitor.proteinuria import KDIGO_MG_PER_MMOL_PER_G_PER_DAY
+from monitor.remission import remission_history
+from monitor.risk import risk_category
+from monitor.rules import RULES
+from monitor.rules.base import RuleContext
+from monitor.therapy import active_therapies, anti_cd20_courses
+from monitor.timeline import Timeline
 
 START = date(2021, 1, 1)
 YEARS = 5
@@ -48,7 +49,7 @@ AS_OF = START + timedelta(days=365 * YEARS)
 
 def _lab(pid: str, analyte: str, value: float, unit: str, on: date, n: int) -> LabResult:
     return LabResult(patient_id=pid, analyte=analyte, value=round(value, 2), unit=unit,
-                     effective_at=datetime(on.year, on.month, on.day, 8, tzinfo=timezone.utc),
+                     effective_at=datetime(on.year, on.month, on.day, 8, tzinfo=UTC),
                      source="bench", source_id=f"{pid}-{n}")
 
 
@@ -71,7 +72,11 @@ def synthetic_patient(pid: str, rng: random.Random) -> list[Any]:
         if rng.random() < 0.6:
             events.append(_lab(pid, "proteinuria_24h", level * rng.uniform(0.85, 1.15), "g/d", day, n))
         else:
-            events.append(_lab(pid, "upcr", level * rng.uniform(0.8, 1.2) / 0.00884, "mg/mmol", day, n))
+            # reported in mg/mmol as the monitor reads it (KDIGO: mg/mmol / 100 ~ g/d, monitor.proteinuria),
+            # so a UPCR says the same g/d as a 24-h collection of that month; the exact molar factor
+            # (/ 0.00884) made every UPCR read 13% higher than the curve meant
+            events.append(_lab(pid, "upcr", level * rng.uniform(0.8, 1.2) * KDIGO_MG_PER_MMOL_PER_G_PER_DAY,
+                               "mg/mmol", day, n))
         if month % 3 == 0:
             n += 1
             titer = 180 * (0.5 ** (max(0, t - rtx_day) / 60)) + (90 if relapse_day and t > relapse_day - 120 else 1)

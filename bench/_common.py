@@ -1,7 +1,10 @@
 """Shared plumbing of the bench/ scripts that drive real services (not a test helper).
 
-- a PostgreSQL database of the bench's own (imn_bench_<random>), created, migrated and dropped;
-- Redis database 12 (flushed at start; the test suite uses 14);
+- a PostgreSQL database of the bench's own (imn_bench_<random>), created, migrated and dropped (the
+  server's other databases are never touched);
+- a redis-server of the bench's own (tests/_servers.py: a free loopback port, in memory, stopped when
+  the bench exits), which the bench flushes; IMN_BENCH_REDIS_URL names another one to use instead
+  (then that database is flushed: never point it at a Redis that holds anything);
 - real `celery -A tasks.worker worker` processes (prefork, --concurrency 1 each), loading
   bench._worker_ext (-I), which adds a no-op task and per-task counters kept in Redis;
 - peak memory of the worker processes from /proc (VmHWM of each parent and child; no psutil here).
@@ -9,13 +12,16 @@
 
 from __future__ import annotations
 
+import atexit
 import cProfile
 import os
 import platform
 import pstats
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -23,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -31,7 +38,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 PG_ADMIN_URL = os.environ.get("IMN_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("IMN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+# None: a private redis-server, started on first use (redis_url()); a bench may set it to its own
+REDIS_URL: str | None = os.environ.get("IMN_BENCH_REDIS_URL") or None
 QUEUE = "imn"
 TASKS_KEY = "bench:tasks"  # hash: task name -> number run (bench._worker_ext)
 FAILED_KEY = "bench:failed"  # hash: task name -> failures / retries
@@ -70,10 +78,48 @@ def reset_schema(url: str) -> None:
     engine.dispose()
 
 
+def redis_url() -> str:
+    """The bench's broker: IMN_BENCH_REDIS_URL, else a redis-server of this process's own, started
+    here once (the benches flush their broker: the machine's Redis must never be it)."""
+    global REDIS_URL
+    if REDIS_URL is None:
+        REDIS_URL = _private_redis()
+    return REDIS_URL
+
+
+_private: list[Any] = []  # the PrivateRedis started by _private_redis, if any
+
+
+def _private_redis() -> str:
+    from tests._servers import PrivateRedis
+
+    if shutil.which("redis-server") is None:
+        raise SystemExit("bench: redis-server not found on PATH (a private one is started for the bench); "
+                         "install Redis or set IMN_BENCH_REDIS_URL to a Redis database the bench may flush")
+    server = PrivateRedis(Path(tempfile.mkdtemp(prefix="imn-bench-redis-")))
+    server.start()
+    _private.append(server)
+    if len(_private) == 1:
+        atexit.register(stop_private_redis)  # the kernel stops it too, should the bench die outright
+    print(f"  (broker: a private redis-server on port {server.port})", flush=True)
+    return server.url
+
+
+def stop_private_redis() -> None:
+    """Stop the bench's own redis-server (at exit); the next redis_url() starts a new one."""
+    global REDIS_URL
+    while _private:
+        server = _private.pop()
+        server.kill()
+        shutil.rmtree(server.dir, ignore_errors=True)
+        if REDIS_URL == server.url:
+            REDIS_URL = None
+
+
 def redis_client():  # type: ignore[no-untyped-def]
     import redis
 
-    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    return redis.Redis.from_url(redis_url(), socket_connect_timeout=5)
 
 
 def flush_redis() -> None:
@@ -117,7 +163,7 @@ def failed_counts(r) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 def bench_env(db_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMN_")}
-    env.update({"IMN_DATABASE_URL": db_url, "IMN_BROKER_URL": REDIS_URL, "PYTHONPATH": str(ROOT)})
+    env.update({"IMN_DATABASE_URL": db_url, "IMN_BROKER_URL": redis_url(), "PYTHONPATH": str(ROOT)})
     env.update(extra)
     return env
 
@@ -128,7 +174,7 @@ def configure_client(db_url: str):  # type: ignore[no-untyped-def]
     from tasks.app import app, configure
     from tasks.settings import Settings
 
-    rt = runtime.init(Settings(database_url=db_url, broker_url=REDIS_URL, _env_file=None))
+    rt = runtime.init(Settings(database_url=db_url, broker_url=redis_url(), _env_file=None))
     configure(rt.settings)
     return app
 

@@ -1,6 +1,6 @@
 """Benchmark of the HTTP feed: server CPU per request and read latency during ingest, before and after.
 
-Not a test (design.md, "Performance yardsticks"). Needs the PostgreSQL at 127.0.0.1:5432 (a database
+Not a test: it prints figures. Needs the PostgreSQL at 127.0.0.1:5432 (a database
 of its own, imn_bench_<random>, dropped at the end) and `redis-server` on PATH: it starts a Redis of
 its own (IMN_BENCH_REDIS_URL names another one instead; the bench flushes it).
 

@@ -1,7 +1,7 @@
 """Benchmark of ingest end to end: NDJSON file -> Redis -> celery workers -> PostgreSQL -> reassessed.
 
-Not a test (design.md, "Performance yardsticks"). Needs the PostgreSQL at 127.0.0.1:5432 (a database
-of its own, imn_bench_<random>, dropped at the end) and Redis database 12 (flushed).
+Not a test: it prints figures. Needs the PostgreSQL at 127.0.0.1:5432 (a database of its own,
+imn_bench_<random>, dropped at the end) and redis-server (one of its own, bench/_common.py).
 
     .venv/bin/python bench/ingest.py [--patients 2000] [--workers 1,2,4,8] [--noop 5000] [--json PATH]
                                      [--profile]
@@ -75,14 +75,15 @@ def write_cohort(path: Path, patients: int, seed: int) -> tuple[int, int]:
 def store_events_rate(db_url: str, data: bytes, batch_lines: int) -> dict[str, float]:
     """The parsed file stored with storage.repository.store_events alone, one transaction per batch
     of `batch_lines` lines (as ingest_batch does), on an empty schema: events per second."""
-    from monitor.interop import parse_payload
+    from monitor.interop import ValidationContext, parse_payload
     from storage import repository as repo
     from storage.db import make_engine, session
 
     c.reset_schema(db_url)
     lines = data.splitlines(keepends=True)
+    context = ValidationContext(received_at=datetime.now(UTC))  # the time of receipt bounds clinical dates
     t0 = time.perf_counter()
-    parsed = [parse_payload(b"".join(lines[i:i + batch_lines]), "ndjson").events
+    parsed = [parse_payload(b"".join(lines[i:i + batch_lines]), "ndjson", context=context).events
               for i in range(0, len(lines), batch_lines)]
     t_parse = time.perf_counter() - t0
     engine = make_engine(db_url)
@@ -105,14 +106,15 @@ _RAW_COLUMNS = ("identity", "patient_id", "kind", "status", "content_hash", "ver
 def event_rows(data: bytes, batch_lines: int) -> list[list[dict[str, object]]]:
     """The rows store_events would insert for this file on an empty schema (first versions, all
     current), batch by batch of `batch_lines` lines; built once, outside any timing."""
-    from monitor.interop import parse_payload
+    from monitor.interop import ValidationContext, parse_payload
     from storage.event_store import _effective_at, _stamp
 
     lines = data.splitlines(keepends=True)
     now = datetime.now(UTC)
+    context = ValidationContext(received_at=now)
     out = []
     for i in range(0, len(lines), batch_lines):
-        events = parse_payload(b"".join(lines[i:i + batch_lines]), "ndjson").events
+        events = parse_payload(b"".join(lines[i:i + batch_lines]), "ndjson", context=context).events
         seen: set[tuple[str, str]] = set()
         rows = []
         for ev in _stamp(events, now):

@@ -1,7 +1,7 @@
 """Benchmark of the nightly reassessment: tasks.jobs.reassess_all fanned out to real celery workers.
 
-Not a test (design.md, "Performance yardsticks"). Needs the PostgreSQL at 127.0.0.1:5432 (a database
-of its own, imn_bench_<random>, dropped at the end) and Redis database 12 (flushed).
+Not a test: it prints figures. Needs the PostgreSQL at 127.0.0.1:5432 (a database of its own,
+imn_bench_<random>, dropped at the end) and redis-server (one of its own, bench/_common.py).
 
     .venv/bin/python bench/nightly.py [--patients 10000] [--base 10000] [--workers 1,2] [--runs 1,2,3]
                                       [--load-procs 2] [--json PATH] [--profile]
@@ -29,8 +29,8 @@ of its own, imn_bench_<random>, dropped at the end) and Redis database 12 (flush
    (at 25/50/75/100 % of the run: flat or growing?), the RSS and private memory (RssAnon) of the
    PostgreSQL backends of the bench database, and the CPU seconds used by the workers and by the
    whole PostgreSQL server, per patient.
---database NAME keeps the loaded cohort in that database for later invocations (--load-only: load
-and stop); without it the bench uses a database of its own, dropped at the end.
+--database imn_bench_NAME keeps the loaded cohort in that database for later invocations (--load-only:
+load and stop; drop it when done); without it the bench uses a database of its own, dropped at the end.
 --json PATH appends {"meta": ..., "rows": [...]} to the JSON list in PATH (created if missing).
 """
 
@@ -42,6 +42,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import re
 import sys
 import tempfile
 import time
@@ -471,6 +472,9 @@ def profile_in_process(db_url: str, as_of: date, chunk: int) -> None:
         print("  top own time:")
         print(c.top_functions(prof, 12))
     runtime.reset()
+
+
+KEPT_DATABASE = re.compile(r"imn_bench_[a-z0-9_]{1,40}")
 
 
 @contextmanager

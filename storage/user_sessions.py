@@ -100,9 +100,14 @@ def revoke_for_key(s: Session, api_key_id: int, now: datetime) -> int:
                      .values(revoked_at=now)).rowcount or 0
 
 
-def purge_ended(s: Session, now: datetime) -> int:
-    """Delete sessions that ended (expired or revoked) more than PURGE_AFTER ago; idle ones are
-    bounded by their absolute expiry."""
+def purge_ended(s: Session, now: datetime, idle_timeout: timedelta | None = None) -> int:
+    """Delete sessions that ended more than PURGE_AFTER ago: at their absolute expiry, revoked (log
+    out, key revoked), or, given the idle timeout, unused for longer than it (such a session ended
+    at last_seen_at + idle_timeout, hours before its expiry). The scheduler's sweep calls it with
+    the idle timeout (tasks.jobs.sweep_once); opening a session calls it too."""
     cutoff = now - PURGE_AFTER
     c = _sessions.c
-    return s.execute(delete(_sessions).where(or_(c.expires_at < cutoff, c.revoked_at < cutoff))).rowcount or 0
+    ended = [c.expires_at < cutoff, c.revoked_at < cutoff]
+    if idle_timeout is not None:
+        ended.append(c.last_seen_at < cutoff - idle_timeout)
+    return s.execute(delete(_sessions).where(or_(*ended))).rowcount or 0

@@ -21,6 +21,7 @@ from celery.result import EagerResult
 from sqlalchemy.exc import OperationalError
 
 from storage import repository as repo
+from storage import user_sessions
 from storage.db import session
 from tasks import notify, webhooks
 from tasks.app import app
@@ -198,8 +199,10 @@ def sweep_once(rt: Runtime) -> dict[str, int]:
         redriven += redrive_nightly(rt, as_of)
     unsnoozed = expire_snoozes(rt, now)
     notes = enqueue_due_notifications(rt)
+    with session(rt.engine) as s:  # ended page sessions (logged out, expired, idle) are not kept
+        purged = user_sessions.purge_ended(s, now, timedelta(seconds=rt.settings.session_idle_timeout_s))
     counts = {"inbox": len(inbox_ids), "patients": len(stale_patients), "nightly_patients": redriven,
-              "unsnoozed": unsnoozed, "notifications": notes}
+              "unsnoozed": unsnoozed, "notifications": notes, "sessions_purged": purged}
     if any(counts.values()):
         log.info("sweep re-drove %s", counts)
     return counts

@@ -25,9 +25,11 @@ from storage import repository as repo
 url, worker = sys.argv[1], int(sys.argv[2])
 engine = make_engine(url)
 for batch in range(15):
+    # each writer's first batch is a final of every result, the later ones corrections of it
     events = [parse_event({"type": "lab", "patient_id": f"C{i % 5}", "analyte": "anti_pla2r",
                            "value": 20 + worker * 100 + batch, "unit": "RU/mL", "effective_at": "2025-01-10",
-                           "source": "lis", "source_id": f"R{i}"}) for i in range(40)]
+                           "source": "lis", "source_id": f"R{i}", "status": "corrected" if batch else "final"})
+              for i in range(40)]
     with session(engine) as s:
         repo.store_events(s, None, events, datetime.now(timezone.utc))
 engine.dispose()
@@ -46,6 +48,11 @@ def test_concurrent_writers_keep_one_current_version_per_identity(engine, backen
                             .group_by(EventRow.identity)).all()
         versions = s.execute(select(EventRow.identity, func.count(), func.count(func.distinct(EventRow.version)),
                                     func.max(EventRow.version)).group_by(EventRow.identity)).all()
-    assert total == 40 * 15 * 3  # every value differs: each is a new version
+        finals = s.execute(select(EventRow.identity, func.count()).where(EventRow.status == "final")
+                           .group_by(EventRow.identity)).all()
+    # every correction is a new version; of the three writers' finals of a result, the first stored
+    # stands and the other two contradict it (a second final with another value: refused)
+    assert total == 40 * (1 + 14 * 3)
     assert len(current) == 40 and all(n == 1 for _, n in current)
-    assert all(n == distinct == top == 45 for _, n, distinct, top in versions)
+    assert all(n == distinct == top == 43 for _, n, distinct, top in versions)
+    assert len(finals) == 40 and all(n == 1 for _, n in finals)

@@ -1,7 +1,7 @@
 """Archetypes: the disease and treatment courses a synthetic IMN cohort is drawn from.
 
 Each archetype is a course seen in the literature, with the alert rules it should raise at some
-point of a three-year follow-up (`expected_rules`; rule ids of design.md) and those whose
+point of a three-year follow-up (`expected_rules`; rule ids of docs/clinical-rules.md) and those whose
 severity should reach critical (`critical_rules`). Sources:
 - KDIGO 2021 Clinical Practice Guideline for Glomerular Diseases, ch. 3 (Kidney Int 2021;100:S1):
   risk-based treatment, supportive care with ACEi/ARB, rituximab / CNI / cyclophosphamide, remission

@@ -62,6 +62,17 @@ from bench._resources import RunSampler
 START = date(2023, 1, 1)
 YEARS = 3.0
 LOAD_PATIENTS_PER_TX = 50  # ~3,400 events per store_events transaction
+# --database: the bench migrates a kept database and may reset its schema, so it must be the bench's
+# own, never one the server holds for anything else (drop it when done: DROP DATABASE)
+KEPT_DATABASE = re.compile(r"imn_bench_[a-z0-9_]{1,40}")
+
+
+def bench_database_name(name: str) -> str:
+    """argparse type of --database: only a name of the bench's own."""
+    if not KEPT_DATABASE.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"{name!r} must match {KEPT_DATABASE.pattern}: the bench resets that "
+                                         "database's schema, so it must be the bench's own")
+    return name
 
 
 def _load_range(args: tuple[str, int, int, int, int]) -> tuple[int, int]:
@@ -474,9 +485,6 @@ def profile_in_process(db_url: str, as_of: date, chunk: int) -> None:
     runtime.reset()
 
 
-KEPT_DATABASE = re.compile(r"imn_bench_[a-z0-9_]{1,40}")
-
-
 @contextmanager
 def private_redis(tmp: Path) -> Iterator[None]:
     """A redis-server of this bench's own (tests/_servers.py) unless IMN_BENCH_REDIS_URL names one:
@@ -581,7 +589,7 @@ def main() -> None:
     ap.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 1, 1))
     ap.add_argument("--json", type=Path, default=None, help="append the results to this JSON file")
     ap.add_argument("--profile", action="store_true", help="also cProfile one chunk in-process")
-    ap.add_argument("--database", default=None,
+    ap.add_argument("--database", default=None, type=bench_database_name,
                     help="use and keep this database (load it only when it does not hold --patients patients)")
     ap.add_argument("--load-only", action="store_true", help="load the cohort and stop (with --database)")
     ap.add_argument("--template", default=None,

@@ -101,7 +101,7 @@ def _checked_days(as_of: date, until: date) -> list[date]:
 
 
 def test_every_archetype_is_the_same_until_valid_until_over_three_years() -> None:
-    # one patient of each archetype (ARCHETYPES: 21 courses), every due night over three years; the
+    # one patient of each archetype (ARCHETYPES: 24 courses), every due night over three years; the
     # days between are sampled as _checked_days says (bench/validity.py --verify checks every night
     # of a cohort: 200 patients, 213,413 nights, all equal)
     due = nights = 0

@@ -1,6 +1,6 @@
 """Benchmark of the nightly load path without a database: stored JSON payloads -> Timeline.
 
-Not a test (design.md: "bench/ scripts print figures; no timed assertions in tests").
+Not a test: bench/ scripts print figures; tests make no timed assertions.
 
     .venv/bin/python bench/load.py [--patients 400] [--rounds 5]
 

@@ -1,6 +1,6 @@
 """Benchmark of the clinic outcome report (tasks.report.clinic_report) on a large cohort.
 
-Not a test (design.md, "Performance yardsticks"). PostgreSQL at 127.0.0.1:5432 (a database of its own,
+Not a test (figures are printed, never asserted). PostgreSQL at 127.0.0.1:5432 (a database of its own,
 imn_bench_<random>, dropped at the end) or a SQLite file (--backend sqlite); no Redis, no Celery.
 
     .venv/bin/python bench/report.py [--patients 100000] [--base 10000] [--backend postgresql|sqlite]

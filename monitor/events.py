@@ -1,4 +1,4 @@
-"""Validated events: patients, lab results and medication events (the NDJSON contract of design.md).
+"""Validated events: patients, lab results and medication events (the NDJSON contract of docs/input-contract.md).
 
 Every parser (NDJSON, CSV, FHIR, HL7 v2) ends here, so validation and unit conversion happen once.
 Lab values are converted to the analyte's canonical unit on validation; the reported value and unit

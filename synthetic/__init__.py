@@ -1,6 +1,6 @@
 """Deterministic synthetic IMN cohorts for `imn-monitor demo` and the benchmarks.
 
-Plain NDJSON-contract dicts (design.md), no I/O and no clock: see synthetic/cohort.py for the API
+Plain NDJSON-contract dicts (docs/input-contract.md), no I/O and no clock: see synthetic/cohort.py for the API
 and determinism, synthetic/archetypes.py for the courses and their sources, synthetic/course.py for
 the noise, units and sampling model.
 """

@@ -1,4 +1,4 @@
-"""Deterministic synthetic IMN cohorts as NDJSON-contract dicts (design.md, "NDJSON input").
+"""Deterministic synthetic IMN cohorts as NDJSON-contract dicts (docs/input-contract.md, "NDJSON").
 
     events = generate_cohort(200, date(2023, 1, 1))           # a list, patient by patient
     for events in iter_cohort(1_000_000, date(2023, 1, 1)):   # one patient's list at a time

@@ -1,7 +1,7 @@
 """Simulation primitives: latent disease curves, measurement noise, lab units, visit schedules.
 
 One `PatientSim` collects the events of one simulated patient as plain NDJSON-contract dicts
-(design.md, "NDJSON input") — no pydantic here, so a million patients can be generated quickly.
+(docs/input-contract.md, "NDJSON") — no pydantic here, so a million patients can be generated quickly.
 
 Modelling choices (and where they come from):
 - Disease activity is a latent, piecewise log-linear curve per series (proteinuria, anti-PLA2R,

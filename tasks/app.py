@@ -1,6 +1,6 @@
 """The Celery app, configured from Settings.
 
-Reliability choices (design.md, "Known pitfalls of Celery on Redis"): late acknowledgement with
+Reliability choices (docs/reliability.md, "The reliability mechanisms"): late acknowledgement with
 reject_on_worker_lost so a killed worker's task is redelivered; prefetch 1 so a dying worker holds
 at most one unacknowledged task; a visibility timeout longer than the longest task; no result
 backend (the database is the record); no countdown/eta debouncing.

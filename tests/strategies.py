@@ -1,4 +1,4 @@
-"""Hypothesis strategies for valid input: raw NDJSON-contract dicts (design.md, "NDJSON input") and the
+"""Hypothesis strategies for valid input: raw NDJSON-contract dicts (docs/input-contract.md, "NDJSON") and the
 validated events they parse into. Shared by the property tests and the interop fuzzers: a parser for
 another format can render `raw_events()` in its format and compare with `parse_event` of the dict.
 

@@ -1,4 +1,4 @@
-"""NDJSON: one JSON event object per line (design.md, "NDJSON input"). Blank lines are skipped."""
+"""NDJSON: one JSON event object per line (docs/input-contract.md, "NDJSON"). Blank lines are skipped."""
 
 from __future__ import annotations
 

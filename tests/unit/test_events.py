@@ -1,4 +1,4 @@
-"""Validated events (monitor/events.py): the NDJSON contract of design.md, problems that name field,
+"""Validated events (monitor/events.py): the NDJSON contract of docs/input-contract.md, problems that name field,
 value and reason, identities and statuses."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from monitor.events import InvalidEvent, LabResult, MedicationEvent, Patient, Problem, parse_event
 
-# the four example lines of design.md, "NDJSON input", verbatim
+# the NDJSON contract's example lines (docs/input-contract.md, "NDJSON")
 CONTRACT_LINES = """\
 {"type":"patient","patient_id":"P1","birth_date":"1968-03-02","sex":"male","weight_kg":72,"height_cm":175}
 {"type":"lab","patient_id":"P1","analyte":"anti_pla2r","value":168,"unit":"RU/mL","effective_at":"2025-01-10"}

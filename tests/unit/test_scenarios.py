@@ -773,7 +773,7 @@ SCENARIOS = {
 
 class TestArrivalOrderAndCorrections:
     """The feed delivers results out of order, twice, and late; labs correct and retract results
-    (design.md, "The flow of one lab result": idempotent identities, corrections supersede, retractions
+    (docs/input-contract.md, "Identity, duplicates and corrections": idempotent identities, corrections supersede, retractions
     remove, late results placed by clinical time). The assessment must depend only on the facts."""
 
     @pytest.mark.parametrize("name", sorted(SCENARIOS))

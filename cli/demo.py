@@ -1,10 +1,13 @@
 """`imn-monitor demo`: a synthetic cohort pushed through the real ingest path, reassessed nightly.
 
-The simulation replays the cohort in arrival order: every `step_days` the results that arrived
-since the last step are ingested as one NDJSON payload (inbox -> parse -> store -> reassess the
-touched patients), then the nightly run reassesses the patients due that day (valid_until reached,
-new results), or every patient with --full-nightly. A few results
-arrive weeks late (placed in clinical order), and a few lines are malformed (quarantined).
+The simulation replays the cohort in arrival order, as the feeds deliver it in operation: each
+simulated day's arrivals are ingested as one NDJSON payload on that day (inbox -> parse -> store ->
+reassess the touched patients as of that day), and every `step_days` the nightly run reassesses the
+patients due that day (valid_until reached, new results), or every patient with --full-nightly.
+`step_days` spaces the nightly runs only: batching two weeks of arrivals into one reassessment would
+hide what the system raises between them (an albumin of 15 g/L a week before the anticoagulant
+starts, a late creatinine already followed by a normal one). A few results arrive weeks late
+(placed in clinical order), and a few lines are malformed (quarantined).
 It always runs embedded (SQLite, in-process) so it works on a bare machine.
 """
 
@@ -25,6 +28,7 @@ import typer
 from cli.output import console, evidence_lines
 
 DEMO_START = date(2023, 1, 1)
+DEFAULT_STEP_DAYS = 14  # `imn-monitor demo --step-days`: simulated days between nightly runs
 LATE_SHARE = 0.03  # results that reach us weeks after they were taken
 BAD_LINES = [
     '{"type":"lab","patient_id":"DEMO-BAD-1","analyte":"serum_albumin","value":31,"unit":"parsecs","effective_at":"2023-03-01"}',
@@ -58,6 +62,15 @@ def _schedule(events: list[dict[str, Any]], seed: int) -> dict[date, list[dict[s
     for pid, p in patients.items():  # demographics arrive with the patient's first result
         by_day[first_seen.get(pid, DEMO_START)].insert(0, p)
     return by_day
+
+
+def plan(arrivals: dict[date, list[dict[str, Any]]], step_days: int,
+         end: date) -> list[tuple[date, list[dict[str, Any]], bool]]:
+    """(day, the events arriving that day, whether the nightly run falls on it), in day order, from
+    DEMO_START to `end`: every day with arrivals, and every `step_days` a nightly run."""
+    nightly = {DEMO_START + timedelta(days=k) for k in range(0, (end - DEMO_START).days + 1, step_days)}
+    days = sorted(nightly | {d for d, batch in arrivals.items() if batch and DEMO_START <= d <= end})
+    return [(d, arrivals.get(d, []), d in nightly) for d in days]
 
 
 def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: Path,
@@ -94,10 +107,8 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
 
     totals: Counter[str] = Counter()
     nights = 0
-    day = DEMO_START
     pending_bad = True
-    while day <= end:
-        batch = [e for d in sorted(arrivals) if day - timedelta(days=step_days) < d <= day for e in arrivals[d]]
+    for day, batch, nightly in plan(arrivals, step_days, end):
         lines = [json.dumps(e) for e in batch]
         if pending_bad and day >= date(2023, 3, 5):
             lines += BAD_LINES
@@ -106,9 +117,9 @@ def run_demo(patients: int, years: float, seed: int, step_days: int, data_dir: P
             payload = io.BytesIO(("\n".join(lines) + "\n").encode())
             done = service.submit(rt, [(payload, f"demo-arrivals-{day.isoformat()}.ndjson")], "ndjson", day)
             totals.update(service.ingest_counts(rt, done.todo))
-        service.run_nightly(rt, day, "demo", full=full_nightly)
-        nights += 1
-        day += timedelta(days=step_days)
+        if nightly:
+            service.run_nightly(rt, day, "demo", full=full_nightly)
+            nights += 1
     elapsed = time.perf_counter() - t0
 
     with session(rt.engine, write=False) as s:

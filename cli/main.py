@@ -19,6 +19,7 @@ from typing import IO, Annotated, Any, Optional
 import typer
 
 from cli import output
+from cli.demo import DEFAULT_STEP_DAYS
 from cli.errors import UserError
 from monitor.findings import SEVERITY_RANK
 from monitor.interop import formats
@@ -282,7 +283,7 @@ def demo(
     patients: Annotated[int, typer.Option(min=1, help="synthetic patients")] = 200,
     years: Annotated[float, typer.Option(min=0.5, max=10)] = 3.0,
     seed: Annotated[int, typer.Option()] = 20261126,
-    step_days: Annotated[int, typer.Option(min=1, help="simulated days between nightly runs (1 = every night)")] = 14,
+    step_days: Annotated[int, typer.Option(min=1, help="simulated days between nightly runs (1 = every night)")] = DEFAULT_STEP_DAYS,
     data_dir: Annotated[Path, typer.Option(help="where the demo database and files go")] = Path("imn-demo"),
     full_nightly: Annotated[bool, typer.Option("--full-nightly",
                                                help="reassess every patient each night (the old way)")] = False,

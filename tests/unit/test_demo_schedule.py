@@ -13,6 +13,7 @@ demo; the due-only run reaches the same patients whenever their valid_until fall
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -59,7 +60,7 @@ def test_the_plan_ingests_every_day_with_arrivals_on_that_day_and_runs_nightly_e
     steps = demo.plan(arrivals, 14, END)
     assert [(d - start).days for d, batch, _ in steps if batch] == [3, 16]  # not batched into a step
     nights = [d for d, _, nightly in steps if nightly]
-    assert nights[0] == start and all((b - a).days == 14 for a, b in zip(nights, nights[1:], strict=False))
+    assert nights[0] == start and all((b - a).days == 14 for a, b in pairwise(nights))
     assert nights[-1] <= END < nights[-1] + timedelta(days=14)
 
 

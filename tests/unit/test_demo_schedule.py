@@ -3,9 +3,10 @@
 In operation each batch a feed delivers is ingested on the day it arrives and reassesses the
 patients it touches as of that day; the nightly run comes on top. The demo replays the cohort the
 same way through `plan`. These tests replay single synthetic patients on the demo's own arrival
-schedule (`_schedule`: a few results weeks late) and plan at its default step, in memory with
-monitor.assess, and check that every expected rule of every archetype is raised at one of those
-reassessments, for many patients and arrival seeds, and that the quiet archetypes stay quiet.
+schedule (`_schedule`: results 0-2 days after they are taken, a few weeks late) and plan at its
+default step, in memory with monitor.assess, and check that every expected rule of every archetype
+is raised at one of those reassessments, for many patients and arrival seeds, and that the quiet
+archetypes stay quiet.
 (The nightly run is modelled as reassessing the patient every night it runs, the --full-nightly
 demo; the due-only run reaches the same patients whenever their valid_until falls due.)
 """
@@ -26,7 +27,7 @@ from synthetic import ARCHETYPES, generate_patient
 
 YEARS = 3.0
 END = demo.DEMO_START + timedelta(days=round(365.25 * YEARS))
-PATIENTS = 6  # per archetype, each with its own course and its own arrival draw
+PATIENTS = 8  # per archetype, each with its own course and its own arrival draw
 LOUD = sorted(name for name, a in ARCHETYPES.items() if a.expected_rules)
 QUIET = sorted(name for name, a in ARCHETYPES.items() if not a.expected_rules)
 
@@ -65,7 +66,13 @@ def test_the_plan_ingests_every_day_with_arrivals_on_that_day_and_runs_nightly_e
 
 
 @pytest.mark.parametrize("archetype", LOUD)
-def test_every_expected_rule_is_raised_on_the_demo_schedule(archetype: str) -> None:
+def test_every_expected_rule_is_raised_on_the_demo_schedule(archetype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With results on time (0-2 days). A result that reaches the monitor weeks late, after a later
+    one has superseded it (a CD19 count of 41/uL arriving after the extra infusion and the depleted
+    count that followed it), rightly raises nothing then: that is the monitor's real behaviour
+    with a late feed, not a property of the course, so late results are left out here; the quiet
+    test below keeps them."""
+    monkeypatch.setattr(demo, "LATE_SHARE", 0.0)
     expected = ARCHETYPES[archetype].expected_rules
     misses = {}
     for seed, events in _patients(archetype):

@@ -32,7 +32,7 @@ DEFAULT_STEP_DAYS = 14  # `imn-monitor demo --step-days`: simulated days between
 LATE_SHARE = 0.03  # results that reach us weeks after they were taken
 BAD_LINES = [
     '{"type":"lab","patient_id":"DEMO-BAD-1","analyte":"serum_albumin","value":31,"unit":"parsecs","effective_at":"2023-03-01"}',
-    '{"type":"lab","patient_id":"DEMO-BAD-2","analyte":"anti_pla2r","value":"<2","unit":"RU/mL","effective_at":"2023-03-01"}',
+    '{"type":"lab","patient_id":"DEMO-BAD-2","analyte":"anti_pla2r","value":true,"unit":"RU/mL","effective_at":"2023-03-01"}',
     '{"type":"lab","patient_id":"DEMO-BAD-3","analyte":"serum_albumin","value":310,"unit":"g/L","effective_at":"2023-03-01"}',
     '{"type":"lab","patient_id":"DEMO-BAD-4","analyte":"ferritin","value":80,"unit":"ug/L","effective_at":"2023-03-01"}',
     '{"type":"medication","patient_id":"DEMO-BAD-5","drug":"cyclosporine","dose":100,"unit":"mg","start":"2023-04-01","end":"2023-02-01"}',

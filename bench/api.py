@@ -444,23 +444,6 @@ def baseline_checkout(ref: str) -> Iterator[tuple[Path, str]]:
         yield Path(tmp), commit
 
 
-@contextlib.contextmanager
-def private_redis(tmp: Path) -> Iterator[None]:
-    """A redis-server of this bench's own (tests/_servers.py) unless IMN_BENCH_REDIS_URL names one:
-    the bench flushes its broker database, which must never be the machine's."""
-    if os.environ.get("IMN_BENCH_REDIS_URL"):
-        yield
-        return
-    from tests._servers import PrivateRedis
-
-    server = PrivateRedis(tmp)
-    server.start()
-    c.REDIS_URL = server.url
-    try:
-        yield
-    finally:
-        server.kill()
-
 
 def endpoint_cpu(server: subprocess.Popen[bytes], base: str, token: str, patients: list[str], n: int,
                  seed: int) -> dict[str, dict[str, float]]:
@@ -520,8 +503,8 @@ def main() -> None:
     cpu_rows: list[dict[str, object]] = []
     with contextlib.ExitStack() as stack:
         tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="imn-bench-")))
-        (tmpdir / "redis").mkdir()
-        stack.enter_context(private_redis(tmpdir / "redis"))
+        c.redis_url()  # the broker: a redis-server of the bench's own unless IMN_BENCH_REDIS_URL names one
+        stack.callback(c.stop_private_redis)
         db_url = stack.enter_context(c.bench_database())
         code = {"head": None}
         baseline_commit = None

@@ -485,23 +485,6 @@ def profile_in_process(db_url: str, as_of: date, chunk: int) -> None:
     runtime.reset()
 
 
-@contextmanager
-def private_redis(tmp: Path) -> Iterator[None]:
-    """A redis-server of this bench's own (tests/_servers.py) unless IMN_BENCH_REDIS_URL names one:
-    the bench flushes its broker database, which must never be the machine's."""
-    if os.environ.get("IMN_BENCH_REDIS_URL"):
-        yield
-        return
-    from tests._servers import PrivateRedis
-
-    server = PrivateRedis(tmp)
-    server.start()
-    c.REDIS_URL = server.url
-    try:
-        yield
-    finally:
-        server.kill()
-
 
 @contextmanager
 def kept_database(name: str, template: str | None = None) -> Iterator[str]:
@@ -618,7 +601,8 @@ def main() -> None:
     meta: dict[str, Any] = {"patients": args.patients, "base": base, "seed": seed, "as_of": args.as_of.isoformat(),
                             "machine": c.machine(), "load_start": os.getloadavg()}
     database = kept_database(args.database, args.template) if args.database else c.bench_database()
-    with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, private_redis(Path(tmp)), database as db_url:
+    c.redis_url()  # the broker: a redis-server of the bench's own unless IMN_BENCH_REDIS_URL names one
+    with tempfile.TemporaryDirectory(prefix="imn-bench-") as tmp, database as db_url:
         if args.database and _count(db_url, "select count(*) from patients") == args.patients:
             print(f"database {args.database} already holds {args.patients} patients: not loaded again", flush=True)
         elif args.state_from_base and _count(db_url, "select count(*) from patients where strpos(patient_id, '~') = 0"

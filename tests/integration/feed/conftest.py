@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -81,9 +82,10 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Feed]:
 
 
 @contextmanager
-def serve(app: FastAPI, lifespan: str = "off") -> Iterator[str]:
-    """The app on a real uvicorn server (127.0.0.1, a free port) in a thread; its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan,
+def serve(app: Any, lifespan: str = "off", host: str = "127.0.0.1") -> Iterator[str]:
+    """An ASGI app on a real uvicorn server (`host`, a free port) in a thread; its base URL. The one
+    live-server helper of the feed tests (the page's browser tests and the fake EHR use it too)."""
+    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan=lifespan,
                             timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -94,7 +96,7 @@ def serve(app: FastAPI, lifespan: str = "off") -> Iterator[str]:
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -15,8 +15,6 @@ import hashlib
 import html
 import json
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +23,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -174,24 +171,10 @@ def build_app(ehr: FakeEhr) -> FastAPI:
 @contextmanager
 def serve(app: Any, host: str = "127.0.0.1") -> Iterator[int]:
     """An ASGI app on uvicorn in a thread on a free port of `host`; yields the port."""
-    sock = socket.socket()
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    from tests.integration.feed.conftest import serve as serve_url
+
+    with serve_url(app, host=host) as base:
+        yield int(base.rsplit(":", 1)[1])
 
 
 @contextmanager

@@ -67,9 +67,14 @@ LEGEND_COLUMNS = 5  # entries per legend row: the longest labels fit a fifth of 
 THERAPY_ROWS: tuple[tuple[str, frozenset[str], str], ...] = (
     ("anti-CD20", frozenset(), "#7b3fa0"),  # from anti_cd20_courses (ANTI_CD20 agents grouped in courses)
     ("CNI", CALCINEURIN_INHIBITORS, "#d9822b"),
-    ("cyclophosphamide", frozenset({"cyclophosphamide"}), "#c23b3b"),
+    ("alkylating", frozenset({"cyclophosphamide", "chlorambucil"}), "#c23b3b"),
+    ("MMF", frozenset({"mycophenolate"}), "#1b8a9a"),
+    ("ACTH", frozenset({"acth"}), "#8a6d1b"),
+    ("belimumab", frozenset({"belimumab"}), "#5d6db5"),
     ("steroids", frozenset({"glucocorticoid"}), "#3c8d4f"),
 )
+# supportive care (ACE inhibitor, ARB) and thrombosis prophylaxis are not drawn: the strip shows the
+# immunosuppressive courses of the seed review, every one of them (tests/unit/test_vocabulary.py)
 THERAPY_COLOURS = {label: colour for label, _, colour in THERAPY_ROWS}
 # one colour per severity of monitor.severity (tests/unit/test_vocabulary.py checks none is missing)
 SEVERITY_COLOURS: dict[str, str] = {"critical": "#c0392b", "warning": "#e67e22", "info": "#7f8c8d"}
@@ -307,7 +312,11 @@ def draw_therapy_strip(layout: Layout, spans: dict[str, list[tuple[date, date, s
     """One Gantt row per therapy kind (a label inside a wide bar, beside a narrow one), and the same
     spans shaded lightly behind the data panels."""
     ax_t = layout.therapy
-    labels = list(spans) or ["no therapy recorded"]
+    labels = list(spans)
+    if not labels:
+        # said inside the strip: as a row label it is wider than the left margin and was clipped
+        ax_t.text(0.5, 0.5, "no therapy recorded", transform=ax_t.transAxes, ha="center", va="center",
+                  fontsize=9, color="#555")
     wide = (x1 - x0) * 0.12
     for i, label in enumerate(labels):
         y = len(labels) - 1 - i
@@ -321,7 +330,7 @@ def draw_therapy_strip(layout: Layout, spans: dict[str, list[tuple[date, date, s
             for ax in layout.data_axes:
                 ax.axvspan(left, right, color=THERAPY_COLOURS[label], alpha=0.08, lw=0)
     ax_t.set_yticks(range(len(labels)), list(reversed(labels)), fontsize=9)
-    ax_t.set_ylim(-0.6, len(labels) - 0.4)
+    ax_t.set_ylim(-0.6, max(len(labels), 1) - 0.4)
     ax_t.tick_params(axis="x", labelbottom=False)
     ax_t.set_title("therapy", loc="right", fontsize=9, color="#555")
     for side in ("top", "right"):

@@ -154,3 +154,7 @@ def test_the_chart_reads_the_drug_classes_of_the_event_vocabulary() -> None:
     assert rows["CNI"] == CALCINEURIN_INHIBITORS
     assert all(drugs <= set(DRUGS) for drugs in rows.values())
     assert ANTI_CD20 <= set(DRUGS) and CALCINEURIN_INHIBITORS <= set(DRUGS)
+    # every immunosuppressive drug of the vocabulary has a row (anti-CD20 agents: the course row)
+    drawn = ANTI_CD20.union(*rows.values())
+    not_drawn = {"ace_inhibitor", "arb", "anticoagulant", "antiplatelet"}
+    assert set(DRUGS) - not_drawn <= drawn, set(DRUGS) - not_drawn - drawn

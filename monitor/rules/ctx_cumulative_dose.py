@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from monitor.display import decimals_for
 from monitor.events import MedicationEvent
 from monitor.findings import Evidence, Finding, Severity
 from monitor.rules._common import num
@@ -94,7 +95,9 @@ def _uncounted_text(dose: CumulativeDose) -> str:
 
 
 def _message(severity: Severity, grams: float, dose: CumulativeDose, as_of: date) -> str:
-    total = num(grams, 3, (CTX_WARNING_G, CTX_CRITICAL_G))  # never "10 g" for 9.9996 g
+    # the precision its evidence row is shown with (monitor.display: derived grams), never "10 g" for
+    # 9.96 g: more decimals only beside a threshold
+    total = num(grams, decimals_for("cyclophosphamide_cumulative", "g"), (CTX_WARNING_G, CTX_CRITICAL_G))
     head = (f"Cumulative cyclophosphamide is {total} g by {_last_counted(dose, as_of).isoformat()} "
             f"({len(dose.contributions)} record(s) counted).{_uncounted_text(dose)}")
     if severity == "critical":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from monitor.display import evidence_number
 from monitor.events import MedicationEvent
 from monitor.findings import Evidence, Finding
 from monitor.rules import ctx_cumulative_dose as rule
@@ -144,3 +145,11 @@ def test_future_doses_are_not_counted() -> None:
 def test_registered_in_assess() -> None:
     events = [oral(0, 99, 100)]
     assert findings_of("ctx_cumulative_dose", events, 200) == run(events, 200)
+
+
+def test_the_message_states_the_total_as_its_evidence_row_shows_it() -> None:
+    # 73 days x 750 mg = 54.75 g: the evidence row shows 54.8 g, and so must the sentence
+    [f] = run([oral(0, 72, 750)], 120)
+    shown = evidence_number(total(f).as_dict())
+    assert shown == "54.8"
+    assert f"Cumulative cyclophosphamide is {shown} g by" in f.message

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -116,6 +116,24 @@ def _die_with_parent(sig: int):  # type: ignore[no-untyped-def]
 
 # ---------------------------------------------------------------------------------- PostgreSQL
 
+def _start_on_free_port(server: PrivatePostgres | PrivateRedis, timeout: float, what: str,
+                        details: Callable[[], str]) -> None:
+    """Start `server` on its port: a new free one the first time, or another one if someone took it
+    between the check and the bind. A restart must keep its port (the clients reconnect to it), so
+    there a failed start is final. `details` adds the server's log to the failure, where it has one."""
+    for _ in range(5):
+        if not server.port:
+            server.port = free_port()
+        try:
+            server._start(timeout)
+            return
+        except ServerExited:
+            if server.starts > 1:
+                raise AssertionError(f"{what} did not start again on port {server.port}{details()}")
+            server.port = 0
+    raise AssertionError(f"{what} did not start{details()}")
+
+
 def pg_bin_dir() -> Path | None:
     """The folder holding initdb and postgres: IMN_TEST_PG_BIN if set (only it), else the one of
     `initdb` on PATH, else Debian's newest /usr/lib/postgresql/<version>/bin."""
@@ -181,17 +199,7 @@ class PrivatePostgres:
 
     def start(self, timeout: float = 90) -> None:
         """Start on self.port (a new free port the first time, or if it was taken meanwhile)."""
-        for _ in range(5):
-            if not self.port:
-                self.port = free_port()
-            try:
-                self._start(timeout)
-                return
-            except ServerExited:
-                if self.starts > 1:  # a restart must keep its port: the clients reconnect to it
-                    raise AssertionError(f"PostgreSQL did not start again on port {self.port}:\n{self.log()}")
-                self.port = 0  # someone took the port between the check and the bind: another one
-        raise AssertionError(f"PostgreSQL did not start:\n{self.log()}")
+        _start_on_free_port(self, timeout, "PostgreSQL", lambda: f":\n{self.log()}")
 
     def _start(self, timeout: float) -> None:
         with open(self.dir / f"postgres-{self.starts}.log", "wb") as log:
@@ -326,17 +334,7 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 30) -> None:
-        for _ in range(5):
-            if not self.port:
-                self.port = free_port()
-            try:
-                self._start(timeout)
-                return
-            except ServerExited:
-                if self.starts > 1:
-                    raise AssertionError(f"redis-server did not start again on port {self.port}")
-                self.port = 0
-        raise AssertionError("redis-server did not start")
+        _start_on_free_port(self, timeout, "redis-server", lambda: "")
 
     def _start(self, timeout: float) -> None:
         with open(self.dir / f"redis-{self.starts}.log", "wb") as log:

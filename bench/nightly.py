@@ -264,11 +264,10 @@ def set_active_cohort(engine: sa.Engine, patients: int, base: int) -> int:
     one loaded database serves several cohort sizes. Returns the number of active patients."""
     copies = patients // base - 1
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "update patients set active = (strpos(patient_id, '~') = 0 or"
-            " substr(patient_id, strpos(patient_id, '~') + 2)::int <= :k)"
-            " where active is distinct from (strpos(patient_id, '~') = 0 or"
-            " substr(patient_id, strpos(patient_id, '~') + 2)::int <= :k)"), {"k": copies})
+        # a base patient, or one of its first k copies ("<id>~c<k>")
+        in_cohort = "(strpos(patient_id, '~') = 0 or substr(patient_id, strpos(patient_id, '~') + 2)::int <= :k)"
+        conn.execute(sa.text(f"update patients set active = {in_cohort} where active is distinct from {in_cohort}"),
+                     {"k": copies})
         n = int(conn.execute(sa.text("select count(*) from patients where active")).scalar() or 0)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("vacuum analyze patients"))

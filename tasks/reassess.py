@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from monitor import assess
+from monitor.alerts import ReconcileResult
 from storage import repository as repo
 from storage.db import session
 from tasks.ingest import utcnow
@@ -27,6 +28,13 @@ class ReassessCounts:
     def add(self, other: ReassessCounts) -> None:
         for k in vars(self):
             setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def add_patient(self, r: ReconcileResult) -> None:
+        """One patient reconciled: its changes, under the kinds counted here (every field but patients)."""
+        self.patients += 1
+        for k in vars(self):
+            if k != "patients":
+                setattr(self, k, getattr(self, k) + getattr(r, k))
 
 
 # timelines loaded and assessed at a time within a chunk: only the assessments are kept, so a worker's
@@ -62,12 +70,7 @@ def reassess(rt: Runtime, patient_ids: list[str], as_of: date, skip_current: boo
             dirty_since = marks.get(pid, (None, None))[0]
             if dirty_since is not None:
                 repo.clear_dirty(s, pid, dirty_since)
-            counts.patients += 1
-            counts.fired += r.fired
-            counts.updated += r.updated
-            counts.escalated += r.escalated
-            counts.resolved += r.resolved
-            counts.reopened += r.reopened
+            counts.add_patient(r)
         repo.save_assessments(s, assessed, now)
     log.info("reassessed %d patients as of %s: %s", counts.patients, as_of, vars(counts))
     return counts

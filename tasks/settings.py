@@ -24,10 +24,10 @@ class Settings(BaseSettings):
     nightly_minute: int = Field(0, ge=0, le=59)
     batch_lines: int = Field(2000, ge=1, description="NDJSON/CSV lines per ingest batch (one inbox row each)")
     reassess_chunk: int = Field(500, ge=1, description="patients per reassess_chunk task in the nightly fan-out")
-    # ~170 KiB a timeline (bench/nightly.py): 1000 keeps a worker child near 200 MiB
     # the nightly run reassesses only the patients whose assessment may have changed (valid_until
     # reached, new events); on this weekday it reassesses everyone, a safety net (tasks/reassess.py)
     full_reassess_weekday: str = Field("sun", description="weekday of the full nightly run: mon..sun, daily or never")
+    # ~170 KiB a timeline (bench/nightly.py): 1000 keeps a worker child near 200 MiB
     timeline_cache: int = Field(1000, ge=0, description="patients' timelines kept in memory per process")
     # worker children allocate dozens of objects per event they load: at CPython's default of 700 the
     # young collections, and the full ones they trigger, scan the cached timelines again and again
